@@ -1,0 +1,3 @@
+from recovery_cli.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""``disable`` / ``enable``: suspend automatic recovery of a component for a while."""
+
+from __future__ import annotations
+
+from recovery_cli.audit import format_ts
+from recovery_cli.config import Config
+from recovery_cli.errors import UsageError
+from recovery_cli.store import Store
+
+
+def disable(config: Config, store: Store, component: str, seconds: float, reason: str, operator: str) -> float:
+    _known(config, component)
+    if seconds <= 0:
+        raise UsageError("--for must be a positive duration")
+    until = store.now() + seconds
+    with store.transaction(config.defaults.lock_wait_seconds) as tx:
+        tx.state.disabled[component] = {"until": until, "reason": reason, "by": operator, "since": store.now()}
+        tx.changed()
+        tx.record("disabled", component, operator=operator, detail=f"until {format_ts(until)}: {reason}")
+    return until
+
+
+def enable(config: Config, store: Store, component: str, operator: str) -> bool:
+    _known(config, component)
+    with store.transaction(config.defaults.lock_wait_seconds) as tx:
+        if tx.state.disabled.pop(component, None) is None:
+            return False
+        tx.changed()
+        tx.record("enabled", component, operator=operator, detail="enabled early")
+    return True
+
+
+def _known(config: Config, component: str) -> None:
+    if component not in config.components:
+        raise UsageError(f"unknown component {component!r} (configured: {', '.join(config.components)})")

@@ -1,0 +1,101 @@
+"""``recovery test``: prove the config and every strategy's preconditions, changing nothing.
+
+With ``live``, also run each component's chain for real (against a staging target)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from recovery_cli.config import Config
+from recovery_cli.handlers.base import Check
+from recovery_cli.registry import HandlerUnavailable
+from recovery_cli.runtime import Components, Crashed, TimedOut, call_with_timeout
+
+PREFLIGHT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class DrillCase:
+    component: str
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_drill(config: Config, components: Components, state_dir: Path) -> list[DrillCase]:
+    cases = [DrillCase("-", "config: valid", True, f"{len(config.components)} components")]
+    cases.append(_state_dir_case(state_dir))
+    for name in config.components:
+        cases += _component_cases(config, components, name)
+    return cases
+
+
+def _state_dir_case(state_dir: Path) -> DrillCase:
+    writable = os.access(state_dir, os.W_OK | os.X_OK)
+    detail = str(state_dir) if writable else f"{state_dir} is not writable"
+    return DrillCase("-", "state dir: writable", writable, detail)
+
+
+def _component_cases(config: Config, components: Components, name: str) -> list[DrillCase]:
+    try:
+        handler = components.handler(name)
+    except HandlerUnavailable as exc:
+        return [DrillCase(name, "handler: available", False, str(exc))]
+    cases = [DrillCase(name, "handler: available", True, config.components[name].kind)]
+    cases += [_secret_case(name, key, var, components) for key, var in _env_settings(config, name)]
+    service = components.service(name)
+    if service is not None:
+        cases += [DrillCase(name, f"service: {c.name}", c.ok, c.detail) for c in service.preflight()]
+    for strategy in _strategies_in_use(config, name):
+        outcome = call_with_timeout(lambda s=strategy: handler.preflight(s), PREFLIGHT_TIMEOUT)  # type: ignore[misc]
+        cases += [DrillCase(name, f"{strategy}: {c.name}", c.ok, c.detail) for c in _checks(outcome)]
+    return cases
+
+
+def _checks(outcome: list[Check] | TimedOut | Crashed) -> list[Check]:
+    if isinstance(outcome, TimedOut):
+        return [Check("preflight", False, f"did not finish within {outcome.seconds:g}s")]
+    if isinstance(outcome, Crashed):
+        return [Check("preflight", False, f"{type(outcome.error).__name__}: {outcome.error}")]
+    return outcome
+
+
+def _env_settings(config: Config, name: str) -> list[tuple[str, str]]:
+    settings = config.components[name].settings
+    return [(k, str(v)) for k, v in settings.items() if k.endswith("_env") and v]
+
+
+def _secret_case(name: str, key: str, var: str, components: Components) -> DrillCase:
+    present = bool(components.env.environ.get(var))
+    detail = f"${var} is set" if present else f"${var} is not set"
+    return DrillCase(name, f"credentials: {key}", present, detail)
+
+
+def _strategies_in_use(config: Config, name: str) -> list[str]:
+    component = config.components[name]
+    seen: dict[str, None] = dict.fromkeys(component.chain)
+    for chain in component.on_failure.values():
+        seen.update(dict.fromkeys(chain))
+    return list(seen)
+
+
+def junit_xml(cases: list[DrillCase]) -> bytes:
+    suites = ElementTree.Element("testsuites", name="recovery test")
+    by_component: dict[str, list[DrillCase]] = {}
+    for case in cases:
+        by_component.setdefault(case.component, []).append(case)
+    for component, group in by_component.items():
+        failures = sum(not c.ok for c in group)
+        suite = ElementTree.SubElement(
+            suites, "testsuite", name=component, tests=str(len(group)), failures=str(failures), errors="0"
+        )
+        for case in group:
+            element = ElementTree.SubElement(suite, "testcase", classname=f"recovery.{component}", name=case.name)
+            if not case.ok:
+                ElementTree.SubElement(element, "failure", message=case.detail).text = case.detail
+            else:
+                ElementTree.SubElement(element, "system-out").text = case.detail
+    return ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,106 @@
+"""``recovery history``: audit records newest first, filtered; and success-rate statistics."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from recovery_cli.audit import Record, format_ts, parse_ts
+from recovery_cli.errors import UsageError
+from recovery_cli.store import Store
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+FINAL_OUTCOMES = ("success", "failed", "awaiting_approval")
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    component: str | None = None
+    since: str | None = None
+    until: str | None = None
+    outcome: str | None = None
+    strategy: str | None = None
+    event: str | None = None
+    limit: int | None = 50
+
+
+def parse_duration(text: str) -> float:
+    match = DURATION.match(text.strip())
+    if not match:
+        raise UsageError(f"invalid duration {text!r}: use a number and a unit, e.g. 30m, 24h, 7d")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def parse_time(text: str, now: float) -> str:
+    """An absolute time (``2026-11-22``, ``2026-11-22T10:00``, RFC 3339) or a duration ago."""
+    if DURATION.match(text.strip()):
+        return format_ts(now - parse_duration(text))
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid time {text!r}: use 2026-11-22, 2026-11-22T10:00Z or a duration like 24h") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return format_ts(moment.timestamp())
+
+
+def query(store: Store, q: HistoryQuery) -> list[Record]:
+    needle = f'"component":"{q.component}"'.encode() if q.component else None
+    rows = []
+    for record in store.audit.read_back(since=q.since, until=q.until, contains=needle):
+        if _matches(record, q):
+            rows.append(record)
+            if q.limit is not None and len(rows) >= q.limit:
+                break
+    return rows
+
+
+def _matches(record: Record, q: HistoryQuery) -> bool:
+    if q.component and record.get("component") != q.component:
+        return False
+    if q.outcome and record.get("outcome") != q.outcome:
+        return False
+    if q.event and record.get("event") != q.event:
+        return False
+    return not (q.strategy and q.strategy not in str(record.get("strategy", "")).split(","))
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    component: str
+    strategy: str
+    failure_type: str
+    runs: int
+    successes: int
+    success_rate: float
+    mean_duration_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
+    """Success rate of steps per (component, strategy, failure type)."""
+    runs: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for record in records:
+        if record.get("event") != "step" or not _matches(record, q) or (q.until and record["ts"] > q.until):
+            continue
+        key = (str(record.get("component")), str(record.get("strategy")), str(record.get("failure_type") or "-"))
+        bucket = runs[key]
+        bucket[0] += 1
+        bucket[1] += record.get("outcome") == "success"
+        bucket[2] += float(record.get("duration_s") or 0)
+    return [
+        StatsRow(c, s, f, int(n), int(ok), round(ok / n, 3), round(total / n, 3))
+        for (c, s, f), (n, ok, total) in sorted(runs.items())
+    ]
+
+
+def age_seconds(record: Record, now: float) -> float:
+    return now - parse_ts(record["ts"])

@@ -1,0 +1,105 @@
+"""Output: Rich tables on a terminal, plain text otherwise, JSON on request.
+Data goes to stdout, diagnostics to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from recovery_cli.audit import Record
+from recovery_cli.drill import DrillCase
+from recovery_cli.reports import ComponentReport
+from recovery_cli.status import ComponentStatus
+
+
+def err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def print_json(data: Any) -> None:
+    out(json.dumps(data, indent=2, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if sys.stdout.isatty():
+        _rich_table(headers, cells, title)
+        return
+    from tabulate import tabulate
+
+    if title:
+        out(title)
+    out(tabulate(cells, headers=list(headers), tablefmt="simple") if cells else "(none)")
+
+
+def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(title=title, show_lines=False)
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    for row in rows:
+        grid.add_row(*row)
+    Console().print(grid)
+
+
+def recover_reports(reports: Sequence[ComponentReport]) -> None:
+    rows = [[r.component, r.outcome, r.health, r.failure_type or "", r.reason or "", r.detail] for r in reports]
+    table(["component", "outcome", "health", "failure", "reason", "detail"], rows)
+    steps = [[r.component, s.strategy, "ok" if s.ok else "failed", "yes" if s.healthy_after else "no", s.tries,
+              f"{s.duration_s:.2f}s", s.detail] for r in reports for s in r.steps]
+    if steps:
+        table(["component", "step", "result", "healthy after", "tries", "took", "detail"], steps, title="steps")
+
+
+def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
+    table(
+        ["component", "kind", "health", "failure", "attempts/h", "cooldown", "disabled until", "degraded",
+         "approvals", "next attempt"],
+        [[r.component, r.kind + ("" if r.handler == "available" else " (no handler)"), r.health, r.failure_type,
+          f"{r.attempts_last_hour}/{r.hourly_cap}", f"{r.cooldown_left_s}s" if r.cooldown_left_s else "-",
+          r.disabled_until or "-", ",".join(r.degraded_modes) or "-", ",".join(r.pending_approvals) or "-",
+          r.next_allowed] for r in rows],
+    )
+    if explain:
+        for r in rows:
+            out(f"\n{r.component}:")
+            for line in r.explain:
+                out(f"  {line}")
+
+
+def history_rows(records: Sequence[Record]) -> None:
+    table(
+        ["ts", "event", "component", "strategy", "outcome", "trigger", "operator", "detail"],
+        [[r.get("ts", "")[:19].replace("T", " "), r.get("event"), r.get("component"), r.get("strategy"),
+          r.get("outcome") or r.get("reason"), r.get("trigger"), r.get("operator"),
+          str(r.get("detail") or "")[:120]] for r in records],
+    )
+
+
+def drill_cases(cases: Sequence[DrillCase]) -> None:
+    table(["component", "check", "result", "detail"],
+          [[c.component, c.name, "pass" if c.ok else "FAIL", c.detail] for c in cases])
+    failed = sum(not c.ok for c in cases)
+    out(f"{len(cases) - failed} passed, {failed} failed")
+
+
+def approvals_rows(rows: Sequence[dict[str, Any]]) -> None:
+    from recovery_cli.audit import format_ts
+
+    table(["id", "component", "strategy", "failure", "requested", "expires", "plan"],
+          [[a["id"], a["component"], a["strategy"], a.get("failure_type"), a.get("created_ts", "")[:19],
+            format_ts(a["expires"])[:19], a["plan_hash"]] for a in rows])
+
+
+def ask(question: str) -> bool:
+    from rich.prompt import Confirm
+
+    return bool(Confirm.ask(question, default=False))

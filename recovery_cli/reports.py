@@ -1,0 +1,39 @@
+"""Result types the core returns and ``render`` turns into tables or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from recovery_cli.exitcodes import ExitCode
+
+
+@dataclass(frozen=True)
+class StepReport:
+    strategy: str
+    ok: bool
+    healthy_after: bool
+    detail: str
+    failure_type: str | None
+    duration_s: float
+    tries: int
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    component: str
+    code: ExitCode
+    outcome: str  # healthy, recovered, failed, blocked, awaiting_approval, shadow, dry_run, unavailable
+    health: str
+    failure_type: str | None = None
+    detail: str = ""
+    reason: str | None = None
+    steps: tuple[StepReport, ...] = ()
+    approval_id: str | None = None
+    attempt_id: str | None = None
+    plan: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["code"] = int(self.code)
+        return data

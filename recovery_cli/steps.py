@@ -1,0 +1,63 @@
+"""One strategy step: retried with exponential backoff and jitter, inside its timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recovery_cli.config import RetryPolicy
+from recovery_cli.handlers.base import StrategyContext, StrategyResult
+from recovery_cli.runtime import call_with_timeout, strategy_result_from
+
+
+@dataclass(frozen=True)
+class StepRun:
+    result: StrategyResult
+    tries: int
+    duration: float
+
+
+def run_step(
+    strategy: Callable[[StrategyContext], StrategyResult],
+    make_context: Callable[[float], StrategyContext],
+    retry: RetryPolicy,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StepRun:
+    """Call ``strategy`` until it succeeds, fails for good, or ``timeout`` is spent.
+
+    Retried: a result marked ``retryable`` and an exception. Every call gets a context whose
+    deadline is the step's, so a strategy can bound its own waits."""
+    import tenacity
+
+    started = time.monotonic()
+    deadline = started + timeout
+    tries = 0
+
+    def attempt() -> StrategyResult:
+        nonlocal tries
+        tries += 1
+        remaining = max(0.0, deadline - time.monotonic())
+        return strategy_result_from(call_with_timeout(lambda: strategy(make_context(deadline)), remaining))
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retry.attempts) | tenacity.stop_after_delay(timeout),
+        wait=_wait(retry),
+        retry=tenacity.retry_if_result(lambda r: not r.ok and r.retryable),
+        sleep=lambda seconds: sleep(min(seconds, max(0.0, deadline - time.monotonic()))),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        reraise=False,
+    )
+    result: StrategyResult = retrying(attempt)
+    return StepRun(result, tries, time.monotonic() - started)
+
+
+def _wait(retry: RetryPolicy) -> object:
+    import tenacity
+
+    if retry.jitter:
+        return tenacity.wait_exponential_jitter(
+            initial=retry.initial_delay, max=retry.max_delay, exp_base=retry.multiplier, jitter=retry.initial_delay
+        )
+    return tenacity.wait_exponential(multiplier=retry.initial_delay, exp_base=retry.multiplier, max=retry.max_delay)
