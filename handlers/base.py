@@ -7,6 +7,7 @@ Handlers import only this module, the standard library and their own client libr
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import subprocess
 import time
@@ -221,10 +222,8 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     import os
     import signal
 
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class BaseHandler:

@@ -37,20 +37,32 @@ class CommandHandler(BaseHandler):
     ) -> list[SettingsError]:
         errors = []
         if not _is_argv(settings.get("probe")):
-            errors.append(SettingsError("settings.probe", "must be a non-empty argv list of strings"))
+            errors.append(
+                SettingsError("settings.probe", "must be a non-empty argv list of strings")
+            )
         for key in set(settings) - {"probe", "probe_timeout_seconds", "env"}:
             errors.append(SettingsError(f"settings.{key}", "unknown key"))
         for name, params in strategy_params.items():
             if not _is_argv(params.get("command")):
-                errors.append(SettingsError(f"strategies.{name}.params.command", "must be a non-empty argv list"))
+                errors.append(
+                    SettingsError(
+                        f"strategies.{name}.params.command", "must be a non-empty argv list"
+                    )
+                )
             timeout = params.get("timeout_seconds")
             if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-                errors.append(SettingsError(f"strategies.{name}.params.timeout_seconds", "must be a positive number"))
+                errors.append(
+                    SettingsError(
+                        f"strategies.{name}.params.timeout_seconds", "must be a positive number"
+                    )
+                )
         return errors
 
     def probe(self) -> ProbeResult:
         argv = self.context.settings["probe"]
-        timeout = float(self.context.settings.get("probe_timeout_seconds", self.context.probe_timeout))
+        timeout = float(
+            self.context.settings.get("probe_timeout_seconds", self.context.probe_timeout)
+        )
         outcome = run_command(argv, timeout)
         if outcome.timed_out:
             return ProbeResult.down("probe_timeout", f"probe did not finish within {timeout:g}s")
@@ -58,7 +70,9 @@ class CommandHandler(BaseHandler):
             return ProbeResult.down("probe_unknown", outcome.output)
         health = NAGIOS_HEALTH.get(outcome.returncode) if outcome.returncode is not None else None
         if health is None:
-            return ProbeResult.down("probe_unknown", f"probe exited {outcome.returncode}: {outcome.first_line}")
+            return ProbeResult.down(
+                "probe_unknown", f"probe exited {outcome.returncode}: {outcome.first_line}"
+            )
         if health is Health.HEALTHY:
             return ProbeResult.ok(outcome.first_line)
         failure = "probe_warning" if health is Health.DEGRADED else "probe_critical"
@@ -71,7 +85,9 @@ class CommandHandler(BaseHandler):
         argv = list(ctx.params["command"])
         if ctx.dry_run:
             return StrategyResult.success(f"would run: {' '.join(argv)}")
-        timeout = min(float(ctx.params.get("timeout_seconds", ctx.timeout)), ctx.remaining() or ctx.timeout)
+        timeout = min(
+            float(ctx.params.get("timeout_seconds", ctx.timeout)), ctx.remaining() or ctx.timeout
+        )
         return _result(argv, run_command(argv, timeout), timeout)
 
     def preflight(self, strategy: str) -> list[Check]:
@@ -84,11 +100,15 @@ class CommandHandler(BaseHandler):
 
 def _result(argv: list[str], outcome: CommandOutcome, timeout: float) -> StrategyResult:
     if outcome.timed_out:
-        return StrategyResult.failure("command_timeout", f"{argv[0]} did not finish within {timeout:g}s")
+        return StrategyResult.failure(
+            "command_timeout", f"{argv[0]} did not finish within {timeout:g}s"
+        )
     if outcome.missing:
         return StrategyResult.failure("command_failed", outcome.output)
     if outcome.returncode != 0:
-        return StrategyResult.failure("command_failed", f"exit {outcome.returncode}: {outcome.output}")
+        return StrategyResult.failure(
+            "command_failed", f"exit {outcome.returncode}: {outcome.output}"
+        )
     return StrategyResult.success(outcome.output or f"{argv[0]} exited 0")
 
 

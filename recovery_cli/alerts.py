@@ -13,7 +13,7 @@ def send_alert(
     alerting: Alerting, name: str, labels: Mapping[str, str], summary: str, now: float
 ) -> list[str]:
     """Send to every configured target; returns one line per failure (empty: all sent)."""
-    targets = []
+    targets: list[tuple[str, object]] = []
     if alerting.alertmanager_url:
         url = alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts"
         alert = {
@@ -23,7 +23,12 @@ def send_alert(
         }
         targets.append((url, [alert]))
     if alerting.webhook_url:
-        targets.append((alerting.webhook_url, {"alert": name, "labels": dict(labels), "summary": summary, "ts": format_ts(now)}))
+        targets.append(
+            (
+                alerting.webhook_url,
+                {"alert": name, "labels": dict(labels), "summary": summary, "ts": format_ts(now)},
+            )
+        )
     return [error for url, body in targets if (error := _post(url, body, alerting.timeout_seconds))]
 
 

@@ -24,8 +24,15 @@ class ApprovalRefused(RecoveryError):
     exit_code = ExitCode.BLOCKED
 
 
-def plan_hash(component: str, strategy: str, params: Mapping[str, Any], failure_type: str | None) -> str:
-    plan = {"component": component, "strategy": strategy, "params": params, "failure_type": failure_type}
+def plan_hash(
+    component: str, strategy: str, params: Mapping[str, Any], failure_type: str | None
+) -> str:
+    plan = {
+        "component": component,
+        "strategy": strategy,
+        "params": params,
+        "failure_type": failure_type,
+    }
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -47,14 +54,19 @@ def expire_old(state: State, now: float) -> list[dict[str, Any]]:
     return expired
 
 
-def request(state: State, req: Request, now: float, ttl: int, requested_by: str) -> tuple[dict[str, Any], bool]:
+def request(
+    state: State, req: Request, now: float, ttl: int, requested_by: str
+) -> tuple[dict[str, Any], bool]:
     """The pending approval for this plan, reused if one exists; returns (approval, created).
 
     A pending approval for the same component and strategy but another plan is superseded,
     so there is never more than one pending approval per component and strategy."""
     digest = plan_hash(req.component, req.strategy, req.params, req.failure_type)
     for approval in state.approvals.values():
-        if approval["status"] != PENDING or (approval["component"], approval["strategy"]) != (req.component, req.strategy):
+        if approval["status"] != PENDING or (approval["component"], approval["strategy"]) != (
+            req.component,
+            req.strategy,
+        ):
             continue
         if approval["plan_hash"] == digest and approval["expires"] > now:
             return approval, False
@@ -80,21 +92,29 @@ def request(state: State, req: Request, now: float, ttl: int, requested_by: str)
 def find(state: State, prefix: str) -> dict[str, Any]:
     prefix = prefix.strip().lower()
     if len(prefix) < MIN_PREFIX:
-        raise UsageError(f"approval id {prefix!r} is too short: give at least {MIN_PREFIX} characters")
+        raise UsageError(
+            f"approval id {prefix!r} is too short: give at least {MIN_PREFIX} characters"
+        )
     matches = [a for a in state.approvals.values() if a["id"].startswith(prefix)]
     if not matches:
         raise UsageError(f"no approval with id {prefix!r} (see `recovery approve` for the list)")
     if len(matches) > 1:
-        raise UsageError(f"approval id {prefix!r} is ambiguous: {', '.join(a['id'] for a in matches)}")
+        raise UsageError(
+            f"approval id {prefix!r} is ambiguous: {', '.join(a['id'] for a in matches)}"
+        )
     return matches[0]
 
 
 def check_usable(approval: Mapping[str, Any], now: float) -> None:
     status = approval["status"]
     if status == PENDING and approval["expires"] <= now:
-        raise ApprovalRefused(f"approval {approval['id']} expired at {format_ts(approval['expires'])}")
+        raise ApprovalRefused(
+            f"approval {approval['id']} expired at {format_ts(approval['expires'])}"
+        )
     if status != PENDING:
-        raise ApprovalRefused(f"approval {approval['id']} is {status}, not pending; approvals are single-use")
+        raise ApprovalRefused(
+            f"approval {approval['id']} is {status}, not pending; approvals are single-use"
+        )
 
 
 def pending(state: State, now: float) -> list[dict[str, Any]]:
@@ -104,7 +124,11 @@ def pending(state: State, now: float) -> list[dict[str, Any]]:
 
 def prune_closed(state: State, now: float, keep_seconds: float = 7 * 86400) -> None:
     """Closed approvals stay in the audit trail; the state file keeps only a week of them."""
-    for key in [k for k, a in state.approvals.items() if a["status"] != PENDING and a["created"] < now - keep_seconds]:
+    for key in [
+        k
+        for k, a in state.approvals.items()
+        if a["status"] != PENDING and a["created"] < now - keep_seconds
+    ]:
         del state.approvals[key]
 
 

@@ -11,6 +11,7 @@ find a window's edge without parsing every line.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -67,7 +68,9 @@ class AuditLog:
         try:
             size = self._repair_tail(fd, path)
             record["prev_hash"] = self._previous_hash(fd, size, path)
-            data = self.redact(json.dumps(record, separators=(",", ":"), default=str)).encode() + b"\n"
+            data = (
+                self.redact(json.dumps(record, separators=(",", ":"), default=str)).encode() + b"\n"
+            )
             self._write_once(fd, data, size, path)
         finally:
             os.close(fd)
@@ -121,7 +124,10 @@ class AuditLog:
             written = os.write(fd, data)
             if written != len(data):
                 os.ftruncate(fd, size)
-                raise StateError(f"audit write to {path} was cut short ({written} of {len(data)} bytes): disk full?")
+                raise StateError(
+                    f"audit write to {path} was cut short "
+                    f"({written} of {len(data)} bytes): disk full?"
+                )
             os.fsync(fd)
         except OSError as exc:
             _truncate_quietly(fd, size)
@@ -132,7 +138,9 @@ class AuditLog:
     def files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.iterdir() if FILE_PATTERN.match(p.name) and p.is_file())
+        return sorted(
+            p for p in self.directory.iterdir() if FILE_PATTERN.match(p.name) and p.is_file()
+        )
 
     def read_back(
         self, since: str | None = None, until: str | None = None, contains: bytes | None = None
@@ -217,7 +225,10 @@ def _check_link(path: Path, number: int, line: bytes, previous: str | None) -> l
     except (ValueError, AttributeError):
         return [f"{path.name}:{number}: not a JSON record"]
     if previous is not None and recorded != previous:
-        return [f"{path.name}:{number}: prev_hash does not match the line before (edited or removed lines)"]
+        return [
+            f"{path.name}:{number}: prev_hash does not match the line before "
+            "(edited or removed lines)"
+        ]
     return []
 
 
@@ -246,10 +257,8 @@ def _lines_reversed(path: Path) -> Iterator[bytes]:
 
 
 def _truncate_quietly(fd: int, size: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.ftruncate(fd, size)
-    except OSError:
-        pass
 
 
 def _fsync_dir(directory: Path) -> None:

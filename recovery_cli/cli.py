@@ -26,7 +26,10 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Operator name to record (default: $SUDO_USER, else $USER).")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Operator name to record (default: $SUDO_USER, else $USER)."),
+]
 
 
 def _version(value: bool) -> None:
@@ -38,10 +41,28 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (else $RECOVERY_CONFIG, ./recovery_config.yml, /etc/recovery-cli/recovery_config.yml).")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="State directory (else $RECOVERY_STATE_DIR, the config's state_dir, /var/lib/recovery-cli).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Config file (else $RECOVERY_CONFIG, ./recovery_config.yml, "
+            "/etc/recovery-cli/recovery_config.yml).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="State directory (else $RECOVERY_STATE_DIR, the config's state_dir, "
+            "/var/lib/recovery-cli).",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail on stderr.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     from recovery_cli.session import Session
 
@@ -56,12 +77,25 @@ def _session(ctx: typer.Context) -> Session:
 @app.command()
 def recover(
     ctx: typer.Context,
-    components: Annotated[list[str] | None, typer.Argument(help="Components to recover (default: all, in dependency order).")] = None,
-    component: Annotated[list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", "-s", help="Run only this strategy.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; change nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve steps that need approval.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Run the chain even if the component is healthy.")] = False,
+    components: Annotated[
+        list[str] | None,
+        typer.Argument(help="Components to recover (default: all, in dependency order)."),
+    ] = None,
+    component: Annotated[
+        list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="Run only this strategy.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would run; change nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Approve steps that need approval.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run the chain even if the component is healthy.")
+    ] = False,
     operator: AsOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -70,21 +104,36 @@ def recover(
 
     session = _session(ctx)
     names = tuple((components or []) + (component or []))
-    raise typer.Exit(commands.recover(session, names, strategy, dry_run, yes, force, operator, json_output))
+    raise typer.Exit(
+        commands.recover(session, names, strategy, dry_run, yes, force, operator, json_output)
+    )
 
 
 @app.command()
 def history(
     ctx: typer.Context,
     component: Annotated[str | None, typer.Option("--component", "-c")] = None,
-    last: Annotated[str | None, typer.Option("--last", help="Window ending now, e.g. 30m, 24h, 7d.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Start: 2026-11-22, 2026-11-22T10:00Z or a duration ago.")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="End, same forms as --since.")] = None,
-    outcome: Annotated[str | None, typer.Option("--outcome", help="success, failed, blocked, started, ...")] = None,
+    last: Annotated[
+        str | None, typer.Option("--last", help="Window ending now, e.g. 30m, 24h, 7d.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start: 2026-11-22, 2026-11-22T10:00Z or a duration ago."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End, same forms as --since.")
+    ] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="success, failed, blocked, started, ...")
+    ] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
-    event: Annotated[str | None, typer.Option("--event", help="attempt, step, blocked, approved, ...")] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="attempt, step, blocked, approved, ...")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many records.")] = 50,
-    show_stats: Annotated[bool, typer.Option("--stats", help="Success rate per component, strategy and failure type.")] = False,
+    show_stats: Annotated[
+        bool, typer.Option("--stats", help="Success rate per component, strategy and failure type.")
+    ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Check the audit hash chain.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -92,8 +141,20 @@ def history(
     from recovery_cli import commands
 
     raise typer.Exit(
-        commands.history(_session(ctx), component, last, since, until, outcome, strategy, event, limit,
-                         show_stats, verify, json_output)
+        commands.history(
+            _session(ctx),
+            component,
+            last,
+            since,
+            until,
+            outcome,
+            strategy,
+            event,
+            limit,
+            show_stats,
+            verify,
+            json_output,
+        )
     )
 
 
@@ -101,7 +162,9 @@ def history(
 def drill(
     ctx: typer.Context,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
-    live: Annotated[bool, typer.Option("--live", help="Also run each chain for real (staging targets only).")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also run each chain for real (staging targets only).")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """CI drill: validate the config and every strategy's preconditions; changes nothing."""
@@ -113,16 +176,23 @@ def drill(
 @app.command()
 def approve(
     ctx: typer.Context,
-    approval_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="Approval id (or a unique prefix of 4+ characters).")] = None,
+    approval_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="Approval id (or a unique prefix of 4+ characters)."),
+    ] = None,
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (required with --reject).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required with --reject).")
+    ] = None,
     operator: AsOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """List pending approvals, or approve (or reject) one."""
     from recovery_cli import commands
 
-    raise typer.Exit(commands.approve(_session(ctx), approval_id, reject, reason, operator, json_output))
+    raise typer.Exit(
+        commands.approve(_session(ctx), approval_id, reject, reason, operator, json_output)
+    )
 
 
 @app.command()
@@ -154,8 +224,12 @@ def enable(
 @app.command()
 def status(
     ctx: typer.Context,
-    no_probe: Annotated[bool, typer.Option("--no-probe", help="Skip live health checks (state only).")] = False,
-    explain: Annotated[bool, typer.Option("--explain", help="Show the window arithmetic behind each gate.")] = False,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Skip live health checks (state only).")
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the window arithmetic behind each gate.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Per component: health, attempts vs cap, cooldown, disables, degraded modes, approvals."""
@@ -168,7 +242,10 @@ def status(
 def metrics(
     ctx: typer.Context,
     json_output: JsonOpt = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write atomically to this file (textfile collector).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write atomically to this file (textfile collector)."),
+    ] = None,
 ) -> None:
     """Prometheus metrics derived from the audit trail."""
     from recovery_cli import commands

@@ -7,6 +7,7 @@ from pathlib import Path
 from recovery_cli import render
 from recovery_cli.errors import UsageError
 from recovery_cli.exitcodes import ExitCode, worst
+from recovery_cli.history import StatsRow
 from recovery_cli.orchestrator import Orchestrator, RecoverRequest
 from recovery_cli.session import Session, handle_errors
 
@@ -15,16 +16,26 @@ def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     def confirm(component: str, strategy: str, summary: str) -> bool:
         return render.ask(f"{summary} Approve")
 
-    return Orchestrator(session.config, session.store(read_only), session.env, session.components, confirm)
+    return Orchestrator(
+        session.config, session.store(read_only), session.env, session.components, confirm
+    )
 
 
 def recover(
-    session: Session, names: tuple[str, ...], strategy: str | None, dry_run: bool, yes: bool, force: bool,
-    operator: str | None, json_output: bool,
+    session: Session,
+    names: tuple[str, ...],
+    strategy: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    operator: str | None,
+    json_output: bool,
 ) -> int:
     with handle_errors(session, render.err):
         orchestrator = _orchestrator(session, read_only=dry_run)
-        request = RecoverRequest(names, strategy, dry_run, yes, force, operator, session.env.trigger)
+        request = RecoverRequest(
+            names, strategy, dry_run, yes, force, operator, session.env.trigger
+        )
         reports = orchestrator.recover(request)
         for warning in orchestrator.warnings:
             render.err(f"warning: {warning}")
@@ -37,8 +48,17 @@ def recover(
 
 
 def history(
-    session: Session, component: str | None, last: str | None, since: str | None, until: str | None,
-    outcome: str | None, strategy: str | None, event: str | None, limit: int, show_stats: bool, verify: bool,
+    session: Session,
+    component: str | None,
+    last: str | None,
+    since: str | None,
+    until: str | None,
+    outcome: str | None,
+    strategy: str | None,
+    event: str | None,
+    limit: int,
+    show_stats: bool,
+    verify: bool,
     json_output: bool,
 ) -> int:
     from recovery_cli import history as hist
@@ -50,9 +70,12 @@ def history(
         if last and since:
             raise UsageError("use --last or --since, not both")
         now = store.now()
-        start = hist.parse_time(last or since, now) if (last or since) else None
+        window_start = last or since
+        start = hist.parse_time(window_start, now) if window_start else None
         end = hist.parse_time(until, now) if until else None
-        query = hist.HistoryQuery(component, start, end, outcome, strategy, event, None if show_stats else limit)
+        query = hist.HistoryQuery(
+            component, start, end, outcome, strategy, event, None if show_stats else limit
+        )
         if show_stats:
             rows = hist.stats(store.audit.read_forward(start), query)
             _emit_stats(rows, json_output)
@@ -60,21 +83,32 @@ def history(
             records = hist.query(store, query)
             render.print_json(records) if json_output else render.history_rows(records)
         if store.audit.stats.corrupt_lines:
-            render.err(f"warning: skipped {store.audit.stats.corrupt_lines} torn or invalid audit line(s)")
+            render.err(
+                f"warning: skipped {store.audit.stats.corrupt_lines} torn or invalid audit line(s)"
+            )
         return int(ExitCode.OK)
     return int(ExitCode.INTERNAL)  # pragma: no cover
 
 
-def _emit_stats(rows: list[object], json_output: bool) -> None:
-    from recovery_cli.history import StatsRow
-
-    typed = [r for r in rows if isinstance(r, StatsRow)]
+def _emit_stats(rows: list[StatsRow], json_output: bool) -> None:
     if json_output:
-        render.print_json([r.to_json() for r in typed])
+        render.print_json([r.to_json() for r in rows])
         return
-    render.table(["component", "strategy", "failure", "runs", "ok", "success rate", "mean s"],
-                 [[r.component, r.strategy, r.failure_type, r.runs, r.successes, f"{r.success_rate:.0%}",
-                   r.mean_duration_s] for r in typed])
+    render.table(
+        ["component", "strategy", "failure", "runs", "ok", "success rate", "mean s"],
+        [
+            [
+                r.component,
+                r.strategy,
+                r.failure_type,
+                r.runs,
+                r.successes,
+                f"{r.success_rate:.0%}",
+                r.mean_duration_s,
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _verify(store: object) -> int:
@@ -84,7 +118,9 @@ def _verify(store: object) -> int:
     problems = store.audit.verify()
     for problem in problems:
         render.out(problem)
-    render.err("audit chain intact" if not problems else f"{len(problems)} problem(s) in the audit chain")
+    render.err(
+        "audit chain intact" if not problems else f"{len(problems)} problem(s) in the audit chain"
+    )
     return int(ExitCode.UNHEALTHY if problems else ExitCode.OK)
 
 
@@ -96,8 +132,13 @@ def drill(session: Session, junit: Path | None, live: bool, json_output: bool) -
         cases = run_drill(session.config, session.components, session.state_dir)
         with store.transaction(session.config.defaults.lock_wait_seconds) as tx:
             failed = [c for c in cases if not c.ok]
-            tx.record("drill", None, trigger="test", outcome="success" if not failed else "failed",
-                      detail=f"{len(cases) - len(failed)} passed, {len(failed)} failed")
+            tx.record(
+                "drill",
+                None,
+                trigger="test",
+                outcome="success" if not failed else "failed",
+                detail=f"{len(cases) - len(failed)} passed, {len(failed)} failed",
+            )
         if junit is not None:
             junit.write_bytes(junit_xml(cases))
         if json_output:
@@ -115,7 +156,11 @@ def drill(session: Session, junit: Path | None, live: bool, json_output: bool) -
 
 
 def approve(
-    session: Session, approval_id: str | None, reject: bool, reason: str | None, operator: str | None,
+    session: Session,
+    approval_id: str | None,
+    reject: bool,
+    reason: str | None,
+    operator: str | None,
     json_output: bool,
 ) -> int:
     from recovery_cli import approvals
@@ -141,14 +186,23 @@ def approve(
     return int(ExitCode.INTERNAL)  # pragma: no cover
 
 
-def disable(session: Session, component: str, duration: str, reason: str, operator: str | None) -> int:
+def disable(
+    session: Session, component: str, duration: str, reason: str, operator: str | None
+) -> int:
     from recovery_cli import controls
     from recovery_cli.audit import format_ts
     from recovery_cli.history import parse_duration
 
     with handle_errors(session, render.err):
         seconds = parse_duration(duration)
-        until = controls.disable(session.config, session.store(), component, seconds, reason, session.env.operator(operator))
+        until = controls.disable(
+            session.config,
+            session.store(),
+            component,
+            seconds,
+            reason,
+            session.env.operator(operator),
+        )
         render.out(f"{component}: automatic recovery disabled until {format_ts(until)}")
         return int(ExitCode.OK)
     return int(ExitCode.INTERNAL)  # pragma: no cover
@@ -158,7 +212,9 @@ def enable(session: Session, component: str, operator: str | None) -> int:
     from recovery_cli import controls
 
     with handle_errors(session, render.err):
-        lifted = controls.enable(session.config, session.store(), component, session.env.operator(operator))
+        lifted = controls.enable(
+            session.config, session.store(), component, session.env.operator(operator)
+        )
         render.out(f"{component}: enabled" if lifted else f"{component}: was not disabled")
         return int(ExitCode.OK)
     return int(ExitCode.INTERNAL)  # pragma: no cover
@@ -168,7 +224,9 @@ def status(session: Session, no_probe: bool, explain: bool, json_output: bool) -
     from recovery_cli.status import component_status
 
     with handle_errors(session, render.err):
-        rows = component_status(session.config, session.store(read_only=True), session.components, not no_probe)
+        rows = component_status(
+            session.config, session.store(read_only=True), session.components, not no_probe
+        )
         if json_output:
             render.print_json([r.to_json() for r in rows])
         else:

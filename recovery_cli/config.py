@@ -22,7 +22,9 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ComponentName = Annotated[str, Field(pattern=NAME_PATTERN)]
 Argv = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
-SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|api_key|apikey|credential)s?$", re.I)
+SECRET_KEY_PATTERN = re.compile(
+    r"(password|passwd|secret|token|api_key|apikey|credential)s?$", re.I
+)
 URL_PASSWORD_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I)
 DEFAULT_CONFIG_PATHS = (Path("recovery_config.yml"), Path("/etc/recovery-cli/recovery_config.yml"))
 
@@ -180,14 +182,18 @@ def resolve_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Pa
         if candidate.exists():
             return candidate
     tried = ", ".join(str(p) for p in DEFAULT_CONFIG_PATHS)
-    raise ConfigError([ConfigProblem("-", 0, "", f"no config found (tried --config, $RECOVERY_CONFIG, {tried})")])
+    raise ConfigError(
+        [ConfigProblem("-", 0, "", f"no config found (tried --config, $RECOVERY_CONFIG, {tried})")]
+    )
 
 
 def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), 0, "", f"cannot read config: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [ConfigProblem(str(path), 0, "", f"cannot read config: {exc.strerror}")]
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(str(path), 0, "", "config is not UTF-8 text")]) from exc
     return parse_config(text, str(path))
@@ -218,7 +224,9 @@ def _pydantic_problems(exc: ValidationError, document: yamlpos.Document) -> list
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         problems.append(
-            ConfigProblem(document.filename, document.line_of(loc), yamlpos.format_path(loc), message)
+            ConfigProblem(
+                document.filename, document.line_of(loc), yamlpos.format_path(loc), message
+            )
         )
     return problems
 
@@ -239,7 +247,9 @@ def _cross_checks(config: Config) -> list[tuple[Path_, str]]:
     return problems
 
 
-def _component_checks(config: Config, name: str, component: ComponentConfig) -> list[tuple[Path_, str]]:
+def _component_checks(
+    config: Config, name: str, component: ComponentConfig
+) -> list[tuple[Path_, str]]:
     base: Path_ = ("components", name)
     problems: list[tuple[Path_, str]] = []
     for index, dep in enumerate(component.depends_on):
@@ -248,20 +258,35 @@ def _component_checks(config: Config, name: str, component: ComponentConfig) -> 
     known = _known_strategies(component)
     for index, strategy in enumerate(component.chain):
         if strategy not in known:
-            problems.append(((*base, "chain", index), _unknown_strategy(strategy, component.kind, known)))
+            problems.append(
+                ((*base, "chain", index), _unknown_strategy(strategy, component.kind, known))
+            )
     for failure, chain in component.on_failure.items():
         for index, strategy in enumerate(chain):
             if strategy not in known:
                 problems.append(
-                    ((*base, "on_failure", failure, index), _unknown_strategy(strategy, component.kind, known))
+                    (
+                        (*base, "on_failure", failure, index),
+                        _unknown_strategy(strategy, component.kind, known),
+                    )
                 )
     for strategy in component.strategies:
         if strategy not in known:
-            problems.append(((*base, "strategies", strategy), _unknown_strategy(strategy, component.kind, known)))
-    problems += [((*base, *path), message) for path, message in _inline_secrets(component.settings, ("settings",))]
+            problems.append(
+                (
+                    (*base, "strategies", strategy),
+                    _unknown_strategy(strategy, component.kind, known),
+                )
+            )
+    problems += [
+        ((*base, *path), message)
+        for path, message in _inline_secrets(component.settings, ("settings",))
+    ]
     for strategy, spec in component.strategies.items():
         params_path: Path_ = ("strategies", strategy, "params")
-        problems += [((*base, *path), message) for path, message in _inline_secrets(spec.params, params_path)]
+        problems += [
+            ((*base, *path), message) for path, message in _inline_secrets(spec.params, params_path)
+        ]
     problems += _handler_checks(base, component)
     return problems
 
@@ -283,7 +308,9 @@ def _inline_secrets(values: Mapping[str, Any], prefix: Path_) -> list[tuple[Path
         if isinstance(value, Mapping):
             problems += _inline_secrets(value, path)
         elif SECRET_KEY_PATTERN.search(str(key)) and value not in (None, ""):
-            problems.append((path, f"secret written inline; name an environment variable with '{key}_env'"))
+            problems.append(
+                (path, f"secret written inline; name an environment variable with '{key}_env'")
+            )
         elif isinstance(value, str) and URL_PASSWORD_PATTERN.match(value):
             problems.append((path, "URL carries a password; use a '*password_env' setting instead"))
     return problems
@@ -304,7 +331,10 @@ def _handler_checks(base: Path_, component: ComponentConfig) -> list[tuple[Path_
 def _cycle_checks(config: Config) -> list[tuple[Path_, str]]:
     from recovery_cli.graph import find_cycle
 
-    graph = {name: [d for d in c.depends_on if d in config.components] for name, c in config.components.items()}
+    graph = {
+        name: [d for d in c.depends_on if d in config.components]
+        for name, c in config.components.items()
+    }
     cycle = find_cycle(graph)
     if not cycle:
         return []
@@ -319,7 +349,11 @@ def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
         names += _env_names(component.settings)
         for spec in component.strategies.values():
             names += _env_names(spec.params)
-    return sorted({environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3}, key=len, reverse=True)
+    return sorted(
+        {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3},
+        key=len,
+        reverse=True,
+    )
 
 
 def _env_names(values: Mapping[str, Any]) -> list[str]:
@@ -335,5 +369,7 @@ def _env_names(values: Mapping[str, Any]) -> list[str]:
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/recovery-cli")
-    xdg = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local/state")
+    xdg = environ.get("XDG_STATE_HOME") or str(
+        Path(environ.get("HOME", "~")).expanduser() / ".local/state"
+    )
     return Path(xdg) / "recovery-cli"

@@ -8,15 +8,24 @@ from recovery_cli.errors import UsageError
 from recovery_cli.store import Store
 
 
-def disable(config: Config, store: Store, component: str, seconds: float, reason: str, operator: str) -> float:
+def disable(
+    config: Config, store: Store, component: str, seconds: float, reason: str, operator: str
+) -> float:
     _known(config, component)
     if seconds <= 0:
         raise UsageError("--for must be a positive duration")
     until = store.now() + seconds
     with store.transaction(config.defaults.lock_wait_seconds) as tx:
-        tx.state.disabled[component] = {"until": until, "reason": reason, "by": operator, "since": store.now()}
+        tx.state.disabled[component] = {
+            "until": until,
+            "reason": reason,
+            "by": operator,
+            "since": store.now(),
+        }
         tx.changed()
-        tx.record("disabled", component, operator=operator, detail=f"until {format_ts(until)}: {reason}")
+        tx.record(
+            "disabled", component, operator=operator, detail=f"until {format_ts(until)}: {reason}"
+        )
     return until
 
 
@@ -32,4 +41,6 @@ def enable(config: Config, store: Store, component: str, operator: str) -> bool:
 
 def _known(config: Config, component: str) -> None:
     if component not in config.components:
-        raise UsageError(f"unknown component {component!r} (configured: {', '.join(config.components)})")
+        raise UsageError(
+            f"unknown component {component!r} (configured: {', '.join(config.components)})"
+        )

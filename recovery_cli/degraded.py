@@ -22,12 +22,24 @@ class DegradedModes:
                 if mode in tx.state.degraded:
                     continue
                 spec = self.config.degraded_modes[mode]
-                tx.state.degraded[mode] = {"component": component, "since": self.store.now(), "why": why}
+                tx.state.degraded[mode] = {
+                    "component": component,
+                    "since": self.store.now(),
+                    "why": why,
+                }
                 tx.changed()
-                tx.record("degraded_enter", component, mode=mode, operator=operator, detail=why,
-                          capabilities=dict(spec.capabilities))
+                tx.record(
+                    "degraded_enter",
+                    component,
+                    mode=mode,
+                    operator=operator,
+                    detail=why,
+                    capabilities=dict(spec.capabilities),
+                )
                 entered.append(mode)
-        self._run_hooks(component, [(m, self.config.degraded_modes[m].on_enter) for m in entered], "on_enter")
+        self._run_hooks(
+            component, [(m, self.config.degraded_modes[m].on_enter) for m in entered], "on_enter"
+        )
         return entered
 
     def leave(self, component: str, operator: str) -> list[str]:
@@ -39,9 +51,17 @@ class DegradedModes:
             for mode in modes:
                 if tx.state.degraded.pop(mode, None) is not None:
                     tx.changed()
-                    tx.record("degraded_exit", component, mode=mode, operator=operator, detail="component healthy")
+                    tx.record(
+                        "degraded_exit",
+                        component,
+                        mode=mode,
+                        operator=operator,
+                        detail="component healthy",
+                    )
                     left.append(mode)
-        self._run_hooks(component, [(m, self.config.degraded_modes[m].on_exit) for m in left], "on_exit")
+        self._run_hooks(
+            component, [(m, self.config.degraded_modes[m].on_exit) for m in left], "on_exit"
+        )
         return left
 
     def _run_hooks(self, component: str, hooks: list[tuple[str, Hook | None]], which: str) -> None:
@@ -51,5 +71,11 @@ class DegradedModes:
             outcome = run_command(hook.command, hook.timeout_seconds)
             ok = outcome.returncode == 0
             with self.store.transaction(self.config.defaults.lock_wait_seconds) as tx:
-                tx.record("hook", component, mode=mode, hook=which, outcome="success" if ok else "failed",
-                          detail=trim(outcome.output or ("timed out" if outcome.timed_out else "")))
+                tx.record(
+                    "hook",
+                    component,
+                    mode=mode,
+                    hook=which,
+                    outcome="success" if ok else "failed",
+                    detail=trim(outcome.output or ("timed out" if outcome.timed_out else "")),
+                )

@@ -48,10 +48,14 @@ def _component_cases(config: Config, components: Components, name: str) -> list[
     cases += [_secret_case(name, key, var, components) for key, var in _env_settings(config, name)]
     service = components.service(name)
     if service is not None:
-        cases += [DrillCase(name, f"service: {c.name}", c.ok, c.detail) for c in service.preflight()]
+        cases += [
+            DrillCase(name, f"service: {c.name}", c.ok, c.detail) for c in service.preflight()
+        ]
     for strategy in _strategies_in_use(config, name):
         outcome = call_with_timeout(lambda s=strategy: handler.preflight(s), PREFLIGHT_TIMEOUT)  # type: ignore[misc]
-        cases += [DrillCase(name, f"{strategy}: {c.name}", c.ok, c.detail) for c in _checks(outcome)]
+        cases += [
+            DrillCase(name, f"{strategy}: {c.name}", c.ok, c.detail) for c in _checks(outcome)
+        ]
     return cases
 
 
@@ -90,12 +94,19 @@ def junit_xml(cases: list[DrillCase]) -> bytes:
     for component, group in by_component.items():
         failures = sum(not c.ok for c in group)
         suite = ElementTree.SubElement(
-            suites, "testsuite", name=component, tests=str(len(group)), failures=str(failures), errors="0"
+            suites,
+            "testsuite",
+            name=component,
+            tests=str(len(group)),
+            failures=str(failures),
+            errors="0",
         )
         for case in group:
-            element = ElementTree.SubElement(suite, "testcase", classname=f"recovery.{component}", name=case.name)
+            element = ElementTree.SubElement(
+                suite, "testcase", classname=f"recovery.{component}", name=case.name
+            )
             if not case.ok:
                 ElementTree.SubElement(element, "failure", message=case.detail).text = case.detail
             else:
                 ElementTree.SubElement(element, "system-out").text = case.detail
-    return ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return bytes(ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True))

@@ -33,7 +33,9 @@ def topological_order(graph: Mapping[str, Sequence[str]], priority: Mapping[str,
     remaining = {node: set(deps) & set(graph) for node, deps in graph.items()}
     order: list[str] = []
     while remaining:
-        ready = sorted((n for n, deps in remaining.items() if not deps), key=lambda n: (priority.get(n, 9), n))
+        ready = sorted(
+            (n for n, deps in remaining.items() if not deps), key=lambda n: (priority.get(n, 9), n)
+        )
         if not ready:
             raise ValueError("dependency cycle")
         node = ready[0]

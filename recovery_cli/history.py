@@ -44,7 +44,9 @@ def parse_time(text: str, now: float) -> str:
     try:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"invalid time {text!r}: use 2026-11-22, 2026-11-22T10:00Z or a duration like 24h") from None
+        raise UsageError(
+            f"invalid time {text!r}: use 2026-11-22, 2026-11-22T10:00Z or a duration like 24h"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return format_ts(moment.timestamp())
@@ -89,9 +91,17 @@ def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
     """Success rate of steps per (component, strategy, failure type)."""
     runs: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     for record in records:
-        if record.get("event") != "step" or not _matches(record, q) or (q.until and record["ts"] > q.until):
+        if (
+            record.get("event") != "step"
+            or not _matches(record, q)
+            or (q.until and record["ts"] > q.until)
+        ):
             continue
-        key = (str(record.get("component")), str(record.get("strategy")), str(record.get("failure_type") or "-"))
+        key = (
+            str(record.get("component")),
+            str(record.get("strategy")),
+            str(record.get("failure_type") or "-"),
+        )
         bucket = runs[key]
         bucket[0] += 1
         bucket[1] += record.get("outcome") == "success"

@@ -24,24 +24,50 @@ def build_registry(config: Config, store: Store) -> CollectorRegistry:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     # Counters here are rebuilt from the audit trail on each run: a creation time means nothing.
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    attempts = Counter("infra_recovery_attempts", "Finished recovery attempts", ["component", "strategy", "outcome"], registry=registry)
-    duration = Histogram("infra_recovery_duration_seconds", "Duration of finished recovery attempts", ["component"], registry=registry)
-    blocked = Counter("infra_recovery_blocked", "Recoveries refused by a gate", ["component", "reason"], registry=registry)
-    last_success = Gauge("infra_recovery_last_success_timestamp_seconds", "Last successful recovery", ["component"], registry=registry)
+    attempts = Counter(
+        "infra_recovery_attempts",
+        "Finished recovery attempts",
+        ["component", "strategy", "outcome"],
+        registry=registry,
+    )
+    duration = Histogram(
+        "infra_recovery_duration_seconds",
+        "Duration of finished recovery attempts",
+        ["component"],
+        registry=registry,
+    )
+    blocked = Counter(
+        "infra_recovery_blocked",
+        "Recoveries refused by a gate",
+        ["component", "reason"],
+        registry=registry,
+    )
+    last_success = Gauge(
+        "infra_recovery_last_success_timestamp_seconds",
+        "Last successful recovery",
+        ["component"],
+        registry=registry,
+    )
     _count_records(store, attempts, duration, blocked, last_success)
     _state_gauges(config, store, registry)
     return registry
 
 
-def _count_records(store: Store, attempts: Any, duration: Any, blocked: Any, last_success: Any) -> None:
+def _count_records(
+    store: Store, attempts: Any, duration: Any, blocked: Any, last_success: Any
+) -> None:
     strategies: dict[str, str] = {}  # attempt_id -> the last step's strategy
     for record in store.audit.read_forward():
         event, component = record.get("event"), str(record.get("component"))
         if event == "step":
             strategies[str(record.get("attempt_id"))] = str(record.get("strategy"))
-        elif event == "attempt" and record.get("outcome") in ("success", "failed", "awaiting_approval"):
+        elif event == "attempt" and record.get("outcome") in (
+            "success",
+            "failed",
+            "awaiting_approval",
+        ):
             strategy = strategies.pop(str(record.get("attempt_id")), "-")
             attempts.labels(component, strategy, record["outcome"]).inc()
             duration.labels(component).observe(float(record.get("duration_s") or 0))
@@ -56,23 +82,42 @@ def _state_gauges(config: Config, store: Store, registry: CollectorRegistry) -> 
 
     state = store.load_state()
     now = store.now()
-    cooldown = Gauge("infra_recovery_cooldown_active", "1 while the component cools down", ["component"], registry=registry)
+    cooldown = Gauge(
+        "infra_recovery_cooldown_active",
+        "1 while the component cools down",
+        ["component"],
+        registry=registry,
+    )
     for name in config.components:
-        records = store.audit.read_back(since=policy.lookback_since(now, config.cooldown(name)), contains=f'"component":"{name}"'.encode())
-        window = policy.build_window(records, name, config.hourly_cap(name), config.cooldown(name), now)
+        records = store.audit.read_back(
+            since=policy.lookback_since(now, config.cooldown(name)),
+            contains=f'"component":"{name}"'.encode(),
+        )
+        window = policy.build_window(
+            records, name, config.hourly_cap(name), config.cooldown(name), now
+        )
         cooldown.labels(name).set(1 if window.cooldown_until else 0)
-    degraded = Gauge("infra_degraded_mode_active", "1 while the degraded mode is active", ["mode"], registry=registry)
+    degraded = Gauge(
+        "infra_degraded_mode_active",
+        "1 while the degraded mode is active",
+        ["mode"],
+        registry=registry,
+    )
     for mode in config.degraded_modes:
         degraded.labels(mode).set(1 if mode in state.degraded else 0)
-    Gauge("infra_recovery_pending_approvals", "Approvals waiting for a human", registry=registry).set(
-        len(approvals.pending(state, now))
+    Gauge(
+        "infra_recovery_pending_approvals", "Approvals waiting for a human", registry=registry
+    ).set(len(approvals.pending(state, now)))
+    last_run = Gauge(
+        "infra_recovery_last_run_timestamp_seconds", "Last recover run", registry=registry
     )
-    last_run = Gauge("infra_recovery_last_run_timestamp_seconds", "Last recover run", registry=registry)
     if state.last_run:
         last_run.set(state.last_run)
-    Gauge("infra_recovery_audit_corrupt_lines_total", "Audit lines skipped as torn or invalid", registry=registry).set(
-        store.audit.stats.corrupt_lines
-    )
+    Gauge(
+        "infra_recovery_audit_corrupt_lines_total",
+        "Audit lines skipped as torn or invalid",
+        registry=registry,
+    ).set(store.audit.stats.corrupt_lines)
 
 
 def exposition(registry: CollectorRegistry) -> str:

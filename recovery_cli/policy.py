@@ -101,7 +101,9 @@ def lookback_since(now: float, cooldown_seconds: int) -> str:
     return format_ts(now - max(WINDOW_SECONDS, cooldown_seconds))
 
 
-def build_window(records: Iterable[Record], component: str, cap: int, cooldown: int, now: float) -> Window:
+def build_window(
+    records: Iterable[Record], component: str, cap: int, cooldown: int, now: float
+) -> Window:
     starts: list[float] = []
     last_failure: float | None = None
     for record in records:
@@ -116,7 +118,9 @@ def build_window(records: Iterable[Record], component: str, cap: int, cooldown: 
     return Window(tuple(starts), cap, last_failure, cooldown, now)
 
 
-def disabled_entry(disabled: Mapping[str, Mapping[str, Any]], component: str, now: float) -> Mapping[str, Any] | None:
+def disabled_entry(
+    disabled: Mapping[str, Mapping[str, Any]], component: str, now: float
+) -> Mapping[str, Any] | None:
     entry = disabled.get(component)
     if entry is None or float(entry.get("until", 0)) <= now:
         return None
@@ -130,39 +134,64 @@ def evaluate(inputs: GateInputs) -> Decision:
     if inputs.disabled is not None:
         until = float(inputs.disabled["until"])
         reason = inputs.disabled.get("reason", "")
-        return Decision(False, BlockReason.DISABLED, f"disabled until {format_ts(until)}: {reason}", until, explain)
+        return Decision(
+            False,
+            BlockReason.DISABLED,
+            f"disabled until {format_ts(until)}: {reason}",
+            until,
+            explain,
+        )
     if inputs.dependencies_down:
         names = ", ".join(inputs.dependencies_down)
-        return Decision(False, BlockReason.DEPENDENCY, f"dependency not healthy: {names}", None, explain)
+        return Decision(
+            False, BlockReason.DEPENDENCY, f"dependency not healthy: {names}", None, explain
+        )
     if inputs.lock_held:
-        return Decision(False, BlockReason.LOCK_HELD, "another recovery of this component is running", None, explain)
+        return Decision(
+            False,
+            BlockReason.LOCK_HELD,
+            "another recovery of this component is running",
+            None,
+            explain,
+        )
     if window.cap_reached:
         frees = window.cap_frees_at
-        detail = f"{window.used} attempts in the last hour (cap {window.cap}); next slot at {_fmt(frees)}"
+        used = f"{window.used} attempts in the last hour (cap {window.cap})"
+        detail = f"{used}; next slot at {_fmt(frees)}"
         return Decision(False, BlockReason.HOURLY_CAP, detail, frees, explain)
     cooldown_until = window.cooldown_until
     if cooldown_until is not None:
         left = cooldown_until - window.now
-        detail = f"cooling down after a failed recovery: {left:.0f}s left (until {_fmt(cooldown_until)})"
+        detail = (
+            f"cooling down after a failed recovery: {left:.0f}s left (until {_fmt(cooldown_until)})"
+        )
         return Decision(False, BlockReason.COOLDOWN, detail, cooldown_until, explain)
     return Decision(True, explain=explain)
 
 
 def explain_window(window: Window) -> tuple[str, ...]:
     lines = [
-        f"window: attempts since {_fmt(window.now - WINDOW_SECONDS)}: {window.used} of cap {window.cap}"
-        + (f" (at {', '.join(_fmt(t) for t in sorted(window.attempt_times))})" if window.attempt_times else "")
+        f"window: attempts since {_fmt(window.now - WINDOW_SECONDS)}: "
+        f"{window.used} of cap {window.cap}"
+        + (
+            f" (at {', '.join(_fmt(t) for t in sorted(window.attempt_times))})"
+            if window.attempt_times
+            else ""
+        )
     ]
     future = [t for t in window.attempt_times if t > window.now]
     if future:
         lines.append(f"clock: {len(future)} attempt(s) dated after now are kept inside the window")
     if window.cap_reached:
-        lines.append(f"cap: full; oldest counted attempt + {WINDOW_SECONDS}s = {_fmt(window.cap_frees_at)}")
+        lines.append(
+            f"cap: full; oldest counted attempt + {WINDOW_SECONDS}s = {_fmt(window.cap_frees_at)}"
+        )
     if window.last_failure is not None:
         until = window.last_failure + window.cooldown_seconds
         state = "active" if window.cooldown_until is not None else "over"
         lines.append(
-            f"cooldown: last failure {_fmt(window.last_failure)} + {window.cooldown_seconds}s = {_fmt(until)} ({state})"
+            f"cooldown: last failure {_fmt(window.last_failure)} + {window.cooldown_seconds}s"
+            f" = {_fmt(until)} ({state})"
         )
     return tuple(lines)
 

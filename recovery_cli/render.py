@@ -51,22 +51,61 @@ def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str | None
 
 
 def recover_reports(reports: Sequence[ComponentReport]) -> None:
-    rows = [[r.component, r.outcome, r.health, r.failure_type or "", r.reason or "", r.detail] for r in reports]
+    rows = [
+        [r.component, r.outcome, r.health, r.failure_type or "", r.reason or "", r.detail]
+        for r in reports
+    ]
     table(["component", "outcome", "health", "failure", "reason", "detail"], rows)
-    steps = [[r.component, s.strategy, "ok" if s.ok else "failed", "yes" if s.healthy_after else "no", s.tries,
-              f"{s.duration_s:.2f}s", s.detail] for r in reports for s in r.steps]
+    steps = [
+        [
+            r.component,
+            s.strategy,
+            "ok" if s.ok else "failed",
+            "yes" if s.healthy_after else "no",
+            s.tries,
+            f"{s.duration_s:.2f}s",
+            s.detail,
+        ]
+        for r in reports
+        for s in r.steps
+    ]
     if steps:
-        table(["component", "step", "result", "healthy after", "tries", "took", "detail"], steps, title="steps")
+        table(
+            ["component", "step", "result", "healthy after", "tries", "took", "detail"],
+            steps,
+            title="steps",
+        )
 
 
 def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
     table(
-        ["component", "kind", "health", "failure", "attempts/h", "cooldown", "disabled until", "degraded",
-         "approvals", "next attempt"],
-        [[r.component, r.kind + ("" if r.handler == "available" else " (no handler)"), r.health, r.failure_type,
-          f"{r.attempts_last_hour}/{r.hourly_cap}", f"{r.cooldown_left_s}s" if r.cooldown_left_s else "-",
-          r.disabled_until or "-", ",".join(r.degraded_modes) or "-", ",".join(r.pending_approvals) or "-",
-          r.next_allowed] for r in rows],
+        [
+            "component",
+            "kind",
+            "health",
+            "failure",
+            "attempts/h",
+            "cooldown",
+            "disabled until",
+            "degraded",
+            "approvals",
+            "next attempt",
+        ],
+        [
+            [
+                r.component,
+                r.kind + ("" if r.handler == "available" else " (no handler)"),
+                r.health,
+                r.failure_type,
+                f"{r.attempts_last_hour}/{r.hourly_cap}",
+                f"{r.cooldown_left_s}s" if r.cooldown_left_s else "-",
+                r.disabled_until or "-",
+                ",".join(r.degraded_modes) or "-",
+                ",".join(r.pending_approvals) or "-",
+                r.next_allowed,
+            ]
+            for r in rows
+        ],
     )
     if explain:
         for r in rows:
@@ -78,15 +117,27 @@ def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
 def history_rows(records: Sequence[Record]) -> None:
     table(
         ["ts", "event", "component", "strategy", "outcome", "trigger", "operator", "detail"],
-        [[r.get("ts", "")[:19].replace("T", " "), r.get("event"), r.get("component"), r.get("strategy"),
-          r.get("outcome") or r.get("reason"), r.get("trigger"), r.get("operator"),
-          str(r.get("detail") or "")[:120]] for r in records],
+        [
+            [
+                r.get("ts", "")[:19].replace("T", " "),
+                r.get("event"),
+                r.get("component"),
+                r.get("strategy"),
+                r.get("outcome") or r.get("reason"),
+                r.get("trigger"),
+                r.get("operator"),
+                str(r.get("detail") or "")[:120],
+            ]
+            for r in records
+        ],
     )
 
 
 def drill_cases(cases: Sequence[DrillCase]) -> None:
-    table(["component", "check", "result", "detail"],
-          [[c.component, c.name, "pass" if c.ok else "FAIL", c.detail] for c in cases])
+    table(
+        ["component", "check", "result", "detail"],
+        [[c.component, c.name, "pass" if c.ok else "FAIL", c.detail] for c in cases],
+    )
     failed = sum(not c.ok for c in cases)
     out(f"{len(cases) - failed} passed, {failed} failed")
 
@@ -94,9 +145,21 @@ def drill_cases(cases: Sequence[DrillCase]) -> None:
 def approvals_rows(rows: Sequence[dict[str, Any]]) -> None:
     from recovery_cli.audit import format_ts
 
-    table(["id", "component", "strategy", "failure", "requested", "expires", "plan"],
-          [[a["id"], a["component"], a["strategy"], a.get("failure_type"), a.get("created_ts", "")[:19],
-            format_ts(a["expires"])[:19], a["plan_hash"]] for a in rows])
+    table(
+        ["id", "component", "strategy", "failure", "requested", "expires", "plan"],
+        [
+            [
+                a["id"],
+                a["component"],
+                a["strategy"],
+                a.get("failure_type"),
+                a.get("created_ts", "")[:19],
+                format_ts(a["expires"])[:19],
+                a["plan_hash"],
+            ]
+            for a in rows
+        ],
+    )
 
 
 def ask(question: str) -> bool:

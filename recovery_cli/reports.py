@@ -23,7 +23,9 @@ class StepReport:
 class ComponentReport:
     component: str
     code: ExitCode
-    outcome: str  # healthy, recovered, failed, blocked, awaiting_approval, shadow, dry_run, unavailable
+    outcome: (
+        str  # healthy, recovered, failed, blocked, awaiting_approval, shadow, dry_run, unavailable
+    )
     health: str
     failure_type: str | None = None
     detail: str = ""

@@ -78,7 +78,9 @@ class Components:
     def handler(self, name: str) -> BaseHandler:
         """Raises ``HandlerUnavailable`` when the kind has no handler in this build."""
         if name not in self._handlers:
-            self._handlers[name] = build_handler(self.config.components[name].kind, self.context(name))
+            self._handlers[name] = build_handler(
+                self.config.components[name].kind, self.context(name)
+            )
         return self._handlers[name]
 
     def service(self, name: str) -> ServiceControl | None:
@@ -103,16 +105,24 @@ class Components:
         timeout = self.config.probe_timeout(name) + GRACE_SECONDS
         outcome = call_with_timeout(handler.probe, timeout)
         if isinstance(outcome, TimedOut):
-            return ProbeResult.down("probe_timeout", f"probe did not answer within {outcome.seconds:g}s")
+            return ProbeResult.down(
+                "probe_timeout", f"probe did not answer within {outcome.seconds:g}s"
+            )
         if isinstance(outcome, Crashed):
-            return ProbeResult.down("probe_crashed", f"{type(outcome.error).__name__}: {outcome.error}")
+            return ProbeResult.down(
+                "probe_crashed", f"{type(outcome.error).__name__}: {outcome.error}"
+            )
         return outcome
 
 
 def strategy_result_from(outcome: StrategyResult | TimedOut | Crashed) -> StrategyResult:
     if isinstance(outcome, TimedOut):
-        return StrategyResult.failure("step_timeout", f"step did not finish within {outcome.seconds:g}s")
+        return StrategyResult.failure(
+            "step_timeout", f"step did not finish within {outcome.seconds:g}s"
+        )
     if isinstance(outcome, Crashed):
         error = outcome.error
-        return StrategyResult.failure("step_error", f"{type(error).__name__}: {error}", retryable=True)
+        return StrategyResult.failure(
+            "step_error", f"{type(error).__name__}: {error}", retryable=True
+        )
     return outcome

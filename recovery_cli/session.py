@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from recovery_cli.config import Config, default_state_dir, load_config, resolve_config_path, secret_values
+from recovery_cli.config import (
+    Config,
+    default_state_dir,
+    load_config,
+    resolve_config_path,
+    secret_values,
+)
 from recovery_cli.context import Environment
 from recovery_cli.errors import RecoveryError
 from recovery_cli.exitcodes import ExitCode
@@ -69,7 +75,7 @@ class Session:
             directory = self.state_dir
             if os.access(directory, os.W_OK):
                 return directory / "errors.log"
-        except Exception:  # noqa: BLE001 - the config itself may be what failed
+        except Exception:  # the config itself may be what failed
             pass
         return Path(tempfile.gettempdir()) / "recovery-cli-errors.log"
 
@@ -87,7 +93,7 @@ def handle_errors(session: Session, emit: Callable[[str], None]) -> Iterator[Non
     except KeyboardInterrupt:
         emit("interrupted")
         raise SystemExit(int(ExitCode.INTERRUPTED)) from None
-    except Exception as exc:  # noqa: BLE001 - this is the last line of defence
+    except Exception as exc:  # the last line of defence
         log = session.error_log()
         _append_traceback(log, session.redact("".join(traceback.format_exception(exc))))
         emit(session.redact(f"unexpected error: {type(exc).__name__}: {exc} (traceback in {log})"))

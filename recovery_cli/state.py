@@ -69,7 +69,9 @@ class StateFile:
         temp = directory / f"{TEMP_PREFIX}{os.getpid()}"
         payload = json.dumps(state.to_json(), indent=1, sort_keys=True).encode()
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
             try:
                 _write_all(fd, payload)
                 os.fsync(fd)

@@ -35,7 +35,9 @@ class ComponentStatus:
         return asdict(self)
 
 
-def component_status(config: Config, store: Store, components: Components, probe: bool) -> list[ComponentStatus]:
+def component_status(
+    config: Config, store: Store, components: Components, probe: bool
+) -> list[ComponentStatus]:
     state = store.load_state()
     now = store.now()
     rows = []
@@ -48,7 +50,9 @@ def component_status(config: Config, store: Store, components: Components, probe
         disabled = policy.disabled_entry(state.disabled, name, now)
         result = components.probe(name) if probe else None
         cooldown_until = window.cooldown_until
-        next_allowed = max(window.next_allowed, float(disabled["until"])) if disabled else window.next_allowed
+        next_allowed = (
+            max(window.next_allowed, float(disabled["until"])) if disabled else window.next_allowed
+        )
         rows.append(
             ComponentStatus(
                 component=name,
@@ -62,8 +66,12 @@ def component_status(config: Config, store: Store, components: Components, probe
                 hourly_cap=window.cap,
                 cooldown_left_s=int(cooldown_until - now) if cooldown_until else 0,
                 disabled_until=format_ts(float(disabled["until"])) if disabled else None,
-                degraded_modes=sorted(m for m, v in state.degraded.items() if v.get("component") == name),
-                pending_approvals=[a["id"] for a in approvals.pending(state, now) if a["component"] == name],
+                degraded_modes=sorted(
+                    m for m, v in state.degraded.items() if v.get("component") == name
+                ),
+                pending_approvals=[
+                    a["id"] for a in approvals.pending(state, now) if a["component"] == name
+                ],
                 next_allowed="now" if next_allowed <= now else format_ts(next_allowed),
                 explain=list(policy.explain_window(window)),
             )

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from recovery_cli.config import RetryPolicy
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
 from recovery_cli.runtime import call_with_timeout, strategy_result_from
+
+if TYPE_CHECKING:
+    import tenacity
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ def run_step(
         nonlocal tries
         tries += 1
         remaining = max(0.0, deadline - time.monotonic())
-        return strategy_result_from(call_with_timeout(lambda: strategy(make_context(deadline)), remaining))
+        return strategy_result_from(
+            call_with_timeout(lambda: strategy(make_context(deadline)), remaining)
+        )
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(retry.attempts) | tenacity.stop_after_delay(timeout),
@@ -53,11 +59,16 @@ def run_step(
     return StepRun(result, tries, time.monotonic() - started)
 
 
-def _wait(retry: RetryPolicy) -> object:
+def _wait(retry: RetryPolicy) -> tenacity.wait.wait_base:
     import tenacity
 
     if retry.jitter:
         return tenacity.wait_exponential_jitter(
-            initial=retry.initial_delay, max=retry.max_delay, exp_base=retry.multiplier, jitter=retry.initial_delay
+            initial=retry.initial_delay,
+            max=retry.max_delay,
+            exp_base=retry.multiplier,
+            jitter=retry.initial_delay,
         )
-    return tenacity.wait_exponential(multiplier=retry.initial_delay, exp_base=retry.multiplier, max=retry.max_delay)
+    return tenacity.wait_exponential(
+        multiplier=retry.initial_delay, exp_base=retry.multiplier, max=retry.max_delay
+    )

@@ -68,7 +68,9 @@ class Store:
             return
         with FileLock(self.root / "lock") as lock:
             if not lock.acquire(wait):
-                raise LockTimeout(f"another recovery run holds {self.root / 'lock'} (waited {wait:g}s)")
+                raise LockTimeout(
+                    f"another recovery run holds {self.root / 'lock'} (waited {wait:g}s)"
+                )
             self.state_file.sweep_temp_files()
             tx = Transaction(self, self.state_file.load())
             yield tx

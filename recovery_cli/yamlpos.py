@@ -38,7 +38,9 @@ def load(text: str, filename: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ConfigError([ConfigProblem(filename, line, "", f"YAML syntax error: {exc.problem}")]) from None
+        raise ConfigError(
+            [ConfigProblem(filename, line, "", f"YAML syntax error: {exc.problem}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(filename, 1, "", f"YAML error: {exc}")]) from None
     document = Document(filename, data)
@@ -50,7 +52,9 @@ def load(text: str, filename: str) -> Document:
     return document
 
 
-def _index(node: yaml.Node, path: KeyPath, document: Document, problems: list[ConfigProblem]) -> None:
+def _index(
+    node: yaml.Node, path: KeyPath, document: Document, problems: list[ConfigProblem]
+) -> None:
     document.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -58,7 +62,11 @@ def _index(node: yaml.Node, path: KeyPath, document: Document, problems: list[Co
             key = str(key_node.value)
             if key in seen:
                 line = key_node.start_mark.line + 1
-                problems.append(ConfigProblem(document.filename, line, format_path((*path, key)), "duplicate key"))
+                problems.append(
+                    ConfigProblem(
+                        document.filename, line, format_path((*path, key)), "duplicate key"
+                    )
+                )
             seen.add(key)
             document.lines[(*path, key)] = key_node.start_mark.line + 1
             _index(value_node, (*path, key), document, problems)

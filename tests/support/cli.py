@@ -1,0 +1,85 @@
+"""Run the real ``recovery`` command in a subprocess, the way cron and people do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class Workspace:
+    """A config file and a state dir in a temp directory, and a way to run the CLI on them."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "recovery_config.yml"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def write_config(self, data: Mapping[str, Any] | str) -> Path:
+        text = data if isinstance(data, str) else yaml.safe_dump(dict(data), sort_keys=False)
+        self.config.write_text(text)
+        return self.config
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "recovery_cli", "--config", str(self.config), "--state-dir", str(self.state), *args]
+
+    def run(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, env=child_env(env), stdin=subprocess.DEVNULL
+        )
+
+    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(env),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every audit record, oldest first (fails the test on a corrupt line)."""
+        rows = []
+        for path in sorted((self.state / "audit").glob("*.jsonl")):
+            for line in path.read_text().splitlines():
+                rows.append(json.loads(line))
+        return rows
+
+    def events(self, event: str, component: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["event"] == event and (component is None or r["component"] == component)]
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    env["USER"] = env.get("USER", "tester")
+    env.update(extra or {})
+    return env
+
+
+def command_component(probe: Sequence[str], strategies: Mapping[str, Sequence[str]], **extra: Any) -> dict[str, Any]:
+    """A ``kind: command`` component block."""
+    block: dict[str, Any] = {
+        "kind": "command",
+        "settings": {"probe": list(probe)},
+        "chain": list(strategies),
+        "strategies": {name: {"params": {"command": list(argv)}} for name, argv in strategies.items()},
+    }
+    block.update(extra)
+    return block
+
+
+def base_config(components: Mapping[str, Any], **defaults: Any) -> dict[str, Any]:
+    merged = {"cooldown_seconds": 300, "max_attempts_per_hour": 3, "lock_wait_seconds": 30,
+              "retry": {"attempts": 1, "initial_delay": 0, "jitter": False}}
+    merged.update(defaults)
+    return {"version": 1, "defaults": merged, "components": dict(components)}
