@@ -98,7 +98,9 @@ class Orchestrator:
         if not request.dry_run:
             with self.store.transaction(self.config.defaults.lock_wait_seconds) as tx:
                 tx.state.last_run = self.store.now()
+                approvals.prune_closed(tx.state, self.store.now())
                 tx.changed()
+                self.store.audit.prune(self.config.audit.retention_days, self.store.now())
         return reports
 
     def _recover_one(self, name: str, request: RecoverRequest) -> ComponentReport:

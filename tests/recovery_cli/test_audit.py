@@ -55,7 +55,9 @@ def test_read_back_stops_at_the_window_and_filters_by_component(tmp_path: Path) 
     log = AuditLog(tmp_path)
     for i in range(10):
         write(log, T0 + i * 600)
-        log.append({"ts": format_ts(T0 + i * 600 + 1), "id": "y", "event": "attempt", "component": "other"})
+        log.append(
+            {"ts": format_ts(T0 + i * 600 + 1), "id": "y", "event": "attempt", "component": "other"}
+        )
     since = format_ts(T0 + 9 * 600 - 3600)
     rows = list(log.read_back(since=since, contains=b'"component":"app"'))
     assert [r["component"] for r in rows] == ["app"] * 7

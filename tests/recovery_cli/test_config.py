@@ -33,33 +33,119 @@ BROKEN = [
     ("unknown top-level key", GOOD + "colour: blue\n", "colour"),
     ("wrong version", GOOD.replace("version: 1", "version: 2"), "version"),
     ("missing version", GOOD.replace("version: 1\n", ""), "version"),
-    ("negative cooldown", GOOD.replace("cooldown_seconds: 300", "cooldown_seconds: -5"), "defaults.cooldown_seconds"),
-    ("zero cap", GOOD.replace("cooldown_seconds: 300", "max_attempts_per_hour: 0"), "defaults.max_attempts_per_hour"),
-    ("string timeout", GOOD.replace("cooldown_seconds: 300", "step_timeout_seconds: soon"), "defaults.step_timeout_seconds"),
+    (
+        "negative cooldown",
+        GOOD.replace("cooldown_seconds: 300", "cooldown_seconds: -5"),
+        "defaults.cooldown_seconds",
+    ),
+    (
+        "zero cap",
+        GOOD.replace("cooldown_seconds: 300", "max_attempts_per_hour: 0"),
+        "defaults.max_attempts_per_hour",
+    ),
+    (
+        "string timeout",
+        GOOD.replace("cooldown_seconds: 300", "step_timeout_seconds: soon"),
+        "defaults.step_timeout_seconds",
+    ),
     ("unknown kind", GOOD.replace("kind: command", "kind: postgres"), "components.app.kind"),
-    ("unknown strategy in chain", GOOD.replace("chain: [restart_app]", "chain: [reboot]"), "components.app.chain[0]"),
+    (
+        "unknown strategy in chain",
+        GOOD.replace("chain: [restart_app]", "chain: [reboot]"),
+        "components.app.chain[0]",
+    ),
     ("empty chain", GOOD.replace("chain: [restart_app]", "chain: []"), "components.app.chain"),
     ("missing chain", GOOD.replace("    chain: [restart_app]\n", ""), "components.app.chain"),
-    ("unknown component key", GOOD.replace("    chain:", "    chian: [x]\n    chain:"), "components.app.chian"),
+    (
+        "unknown component key",
+        GOOD.replace("    chain:", "    chian: [x]\n    chain:"),
+        "components.app.chian",
+    ),
     ("bad mode", GOOD.replace("    chain:", "    mode: yolo\n    chain:"), "components.app.mode"),
-    ("bad priority", GOOD.replace("    chain:", "    priority: urgent\n    chain:"), "components.app.priority"),
-    ("unknown dependency", GOOD.replace("    chain:", "    depends_on: [ghost]\n    chain:"), "components.app.depends_on[0]"),
-    ("self dependency cycle", GOOD.replace("    chain:", "    depends_on: [app]\n    chain:"), "components.app.depends_on"),
-    ("inline password", GOOD.replace('probe: ["true"]', 'probe: ["true"]\n      password: hunter2'), "components.app.settings.password"),
-    ("password in url", GOOD.replace('probe: ["true"]', 'probe: ["true"]\n      env: "redis://:pw@host:6379"'), "components.app.settings.env"),
-    ("probe not a list", GOOD.replace('probe: ["true"]', "probe: /bin/true --now"), "components.app.settings.probe"),
-    ("strategy without command", GOOD.replace('{params: {command: ["true"]}}', "{params: {}}"), "components.app.strategies.restart_app.params.command"),
-    ("bad approval value", GOOD.replace("{params:", "{approval: maybe, params:"), "components.app.strategies.restart_app.approval"),
-    ("on_failure unknown strategy", GOOD.replace("    chain:", "    on_failure: {oops: [nope]}\n    chain:"), "components.app.on_failure.oops[0]"),
-    ("service systemd without unit", GOOD.replace("    chain:", "    service: {method: systemd}\n    chain:"), "components.app.service"),
-    ("service unknown method", GOOD.replace("    chain:", "    service: {method: telepathy}\n    chain:"), "components.app.service.method"),
-    ("degraded mode for unknown component", GOOD + "degraded_modes:\n  x_down: {component: nothere}\n", "degraded_modes.x_down.component"),
+    (
+        "bad priority",
+        GOOD.replace("    chain:", "    priority: urgent\n    chain:"),
+        "components.app.priority",
+    ),
+    (
+        "unknown dependency",
+        GOOD.replace("    chain:", "    depends_on: [ghost]\n    chain:"),
+        "components.app.depends_on[0]",
+    ),
+    (
+        "self dependency cycle",
+        GOOD.replace("    chain:", "    depends_on: [app]\n    chain:"),
+        "components.app.depends_on",
+    ),
+    (
+        "inline password",
+        GOOD.replace('probe: ["true"]', 'probe: ["true"]\n      password: hunter2'),
+        "components.app.settings.password",
+    ),
+    (
+        "password in url",
+        GOOD.replace('probe: ["true"]', 'probe: ["true"]\n      env: "redis://:pw@host:6379"'),
+        "components.app.settings.env",
+    ),
+    (
+        "probe not a list",
+        GOOD.replace('probe: ["true"]', "probe: /bin/true --now"),
+        "components.app.settings.probe",
+    ),
+    (
+        "strategy without command",
+        GOOD.replace('{params: {command: ["true"]}}', "{params: {}}"),
+        "components.app.strategies.restart_app.params.command",
+    ),
+    (
+        "bad approval value",
+        GOOD.replace("{params:", "{approval: maybe, params:"),
+        "components.app.strategies.restart_app.approval",
+    ),
+    (
+        "on_failure unknown strategy",
+        GOOD.replace("    chain:", "    on_failure: {oops: [nope]}\n    chain:"),
+        "components.app.on_failure.oops[0]",
+    ),
+    (
+        "service systemd without unit",
+        GOOD.replace("    chain:", "    service: {method: systemd}\n    chain:"),
+        "components.app.service",
+    ),
+    (
+        "service unknown method",
+        GOOD.replace("    chain:", "    service: {method: telepathy}\n    chain:"),
+        "components.app.service.method",
+    ),
+    (
+        "degraded mode for unknown component",
+        GOOD + "degraded_modes:\n  x_down: {component: nothere}\n",
+        "degraded_modes.x_down.component",
+    ),
     ("bad component name", GOOD.replace("  app:", "  App Server:"), "components"),
-    ("duplicate key", GOOD.replace("    chain: [restart_app]", "    chain: [restart_app]\n    chain: [restart_app]"), "components.app.chain"),
-    ("yaml syntax error", GOOD.replace("chain: [restart_app]", "chain: [restart_app"), "YAML syntax error"),
+    (
+        "duplicate key",
+        GOOD.replace(
+            "    chain: [restart_app]", "    chain: [restart_app]\n    chain: [restart_app]"
+        ),
+        "components.app.chain",
+    ),
+    (
+        "yaml syntax error",
+        GOOD.replace("chain: [restart_app]", "chain: [restart_app"),
+        "YAML syntax error",
+    ),
     ("not a mapping", "- just\n- a list\n", "must be a mapping"),
-    ("retry attempts zero", GOOD.replace("cooldown_seconds: 300", "retry: {attempts: 0}"), "defaults.retry.attempts"),
-    ("hook as shell string", GOOD + "degraded_modes:\n  m: {component: app, on_enter: {command: 'echo hi'}}\n", "degraded_modes.m.on_enter.command"),
+    (
+        "retry attempts zero",
+        GOOD.replace("cooldown_seconds: 300", "retry: {attempts: 0}"),
+        "defaults.retry.attempts",
+    ),
+    (
+        "hook as shell string",
+        GOOD + "degraded_modes:\n  m: {component: app, on_enter: {command: 'echo hi'}}\n",
+        "degraded_modes.m.on_enter.command",
+    ),
 ]
 
 
@@ -91,11 +177,29 @@ def test_shipped_config_is_valid() -> None:
     config = load_config(Path(__file__).parents[2] / "recovery_config.yml")
     assert set(config.components) == {"system", "redis", "chromadb", "openwebui"}
     assert config.defaults.max_attempts_per_hour == 3 and config.defaults.cooldown_seconds == 300
-    assert set(config.degraded_modes) == {"chromadb_unavailable", "openwebui_unavailable", "redis_unavailable"}
+    assert set(config.degraded_modes) == {
+        "chromadb_unavailable",
+        "openwebui_unavailable",
+        "redis_unavailable",
+    }
     assert config.components["redis"].chain == ["reconnect", "flush_corrupted", "restart_container"]
-    assert config.components["chromadb"].chain == ["query_retry", "collection_reload", "snapshot_rollback", "index_rebuild"]
-    assert config.components["openwebui"].chain == ["token_refresh", "model_failover", "graceful_degradation"]
-    assert config.components["system"].chain == ["disk_cleanup", "memory_gc", "file_handle_cleanup", "process_restart"]
+    assert config.components["chromadb"].chain == [
+        "query_retry",
+        "collection_reload",
+        "snapshot_rollback",
+        "index_rebuild",
+    ]
+    assert config.components["openwebui"].chain == [
+        "token_refresh",
+        "model_failover",
+        "graceful_degradation",
+    ]
+    assert config.components["system"].chain == [
+        "disk_cleanup",
+        "memory_gc",
+        "file_handle_cleanup",
+        "process_restart",
+    ]
 
 
 def test_cli_reports_broken_config_with_exit_2_and_no_traceback(ws: Workspace) -> None:
@@ -120,14 +224,19 @@ LEAVES = [
     ("audit", "retention_days"),
 ]
 BAD_VALUES = st.one_of(
-    st.integers(max_value=-1), st.text(min_size=1, alphabet="abcxyz"), st.lists(st.integers(), max_size=2),
-    st.just(None), st.dictionaries(st.just("k"), st.integers(), max_size=1),
+    st.integers(max_value=-1),
+    st.text(min_size=1, alphabet="abcxyz"),
+    st.lists(st.integers(), max_size=2),
+    st.just(None),
+    st.dictionaries(st.just("k"), st.integers(), max_size=1),
 )
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(leaf=st.sampled_from(LEAVES), value=BAD_VALUES)
-def test_generated_broken_values_exit_2_naming_the_key(leaf: tuple[str, str], value: object) -> None:
+def test_generated_broken_values_exit_2_naming_the_key(
+    leaf: tuple[str, str], value: object
+) -> None:
     data = yaml.safe_load(GOOD)
     data.setdefault(leaf[0], {})[leaf[1]] = value
     with pytest.raises(ConfigError) as caught:

@@ -10,8 +10,12 @@ from pathlib import Path
 from tests.support.cli import Workspace, base_config, command_component
 
 
-def flag_config(ws: Workspace, flag: Path, fix: list[str] | None = None, **defaults: object) -> None:
-    component = command_component(["test", "-f", str(flag)], {"restart_app": fix or ["touch", str(flag)]})
+def flag_config(
+    ws: Workspace, flag: Path, fix: list[str] | None = None, **defaults: object
+) -> None:
+    component = command_component(
+        ["test", "-f", str(flag)], {"restart_app": fix or ["touch", str(flag)]}
+    )
     ws.write_config(base_config({"app": component}, **defaults))
 
 
@@ -29,7 +33,11 @@ def test_seed_invocations_run(ws: Workspace, tmp_path: Path) -> None:
     samples = json.loads(metrics.stdout)
     attempts = [s for s in samples if s["name"] == "infra_recovery_attempts_total"]
     assert attempts == [
-        {"name": "infra_recovery_attempts_total", "labels": {"component": "app", "strategy": "restart_app", "outcome": "success"}, "value": 1.0}
+        {
+            "name": "infra_recovery_attempts_total",
+            "labels": {"component": "app", "strategy": "restart_app", "outcome": "success"},
+            "value": 1.0,
+        }
     ]
 
 
@@ -45,7 +53,18 @@ def test_recover_success_is_audited_in_order(ws: Workspace, tmp_path: Path) -> N
         ("attempt", "success", None),
     ]
     first = ws.records()[0]
-    for key in ("ts", "id", "event", "component", "strategy", "outcome", "trigger", "host", "pid", "attempt_id"):
+    for key in (
+        "ts",
+        "id",
+        "event",
+        "component",
+        "strategy",
+        "outcome",
+        "trigger",
+        "host",
+        "pid",
+        "attempt_id",
+    ):
         assert key in first
     assert first["trigger"] == "cron"  # no terminal: the cron path
 
@@ -113,12 +132,17 @@ def test_state_dir_is_private(ws: Workspace, tmp_path: Path) -> None:
 
 def test_dependency_down_blocks_dependent(ws: Workspace, tmp_path: Path) -> None:
     base = command_component(["false"], {"fix_base": ["false"]})
-    app = command_component(["false"], {"fix_app": ["touch", str(tmp_path / "ran")]}, depends_on=["base"])
+    app = command_component(
+        ["false"], {"fix_app": ["touch", str(tmp_path / "ran")]}, depends_on=["base"]
+    )
     ws.write_config(base_config({"app": app, "base": base}))
     result = ws.run("recover", "--json")
     reports = {r["component"]: r for r in json.loads(result.stdout)}
     assert reports["base"]["outcome"] == "failed"
     assert reports["app"]["reason"] == "dependency"
     assert not (tmp_path / "ran").exists()
-    assert [r["component"] for r in json.loads(result.stdout)] == ["base", "app"]  # dependency order
+    assert [r["component"] for r in json.loads(result.stdout)] == [
+        "base",
+        "app",
+    ]  # dependency order
     assert result.returncode == 1

@@ -24,7 +24,9 @@ print("HEAVY:" + ",".join(heavy), file=sys.stderr)
 
 def loaded(*args: str) -> list[str]:
     code = PROBE.format(heavy=HEAVY)
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
     line = [ln for ln in result.stderr.splitlines() if ln.startswith("HEAVY:")][-1]
     return [m for m in line.removeprefix("HEAVY:").split(",") if m]
 
@@ -35,11 +37,16 @@ def test_help_imports_no_heavy_library() -> None:
 
 def test_status_no_probe_imports_no_heavy_library(ws: Workspace) -> None:
     ws.write_config(base_config({"app": command_component(["true"], {"fix": ["true"]})}))
-    assert loaded("--config", str(ws.config), "--state-dir", str(ws.state), "status", "--no-probe") == []
+    assert (
+        loaded("--config", str(ws.config), "--state-dir", str(ws.state), "status", "--no-probe")
+        == []
+    )
 
 
 def test_status_no_probe_on_shipped_config_imports_no_heavy_library(ws: Workspace) -> None:
     from pathlib import Path
 
     shipped = Path(__file__).parents[2] / "recovery_config.yml"
-    assert loaded("--config", str(shipped), "--state-dir", str(ws.state), "status", "--no-probe") == []
+    assert (
+        loaded("--config", str(shipped), "--state-dir", str(ws.state), "status", "--no-probe") == []
+    )

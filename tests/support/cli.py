@@ -34,16 +34,36 @@ class Workspace:
         return self.config
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "recovery_cli", "--config", str(self.config), "--state-dir", str(self.state), *args]
+        return [
+            sys.executable,
+            "-m",
+            "recovery_cli",
+            "--config",
+            str(self.config),
+            "--state-dir",
+            str(self.state),
+            *args,
+        ]
 
-    def run(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.argv(*args), capture_output=True, text=True, timeout=timeout, env=child_env(env), stdin=subprocess.DEVNULL
+            self.argv(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
         )
 
     def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(env),
+            self.argv(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(env),
             stdin=subprocess.DEVNULL,
         )
 
@@ -56,7 +76,11 @@ class Workspace:
         return rows
 
     def events(self, event: str, component: str | None = None) -> list[dict[str, Any]]:
-        return [r for r in self.records() if r["event"] == event and (component is None or r["component"] == component)]
+        return [
+            r
+            for r in self.records()
+            if r["event"] == event and (component is None or r["component"] == component)
+        ]
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -66,20 +90,28 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def command_component(probe: Sequence[str], strategies: Mapping[str, Sequence[str]], **extra: Any) -> dict[str, Any]:
+def command_component(
+    probe: Sequence[str], strategies: Mapping[str, Sequence[str]], **extra: Any
+) -> dict[str, Any]:
     """A ``kind: command`` component block."""
     block: dict[str, Any] = {
         "kind": "command",
         "settings": {"probe": list(probe)},
         "chain": list(strategies),
-        "strategies": {name: {"params": {"command": list(argv)}} for name, argv in strategies.items()},
+        "strategies": {
+            name: {"params": {"command": list(argv)}} for name, argv in strategies.items()
+        },
     }
     block.update(extra)
     return block
 
 
 def base_config(components: Mapping[str, Any], **defaults: Any) -> dict[str, Any]:
-    merged = {"cooldown_seconds": 300, "max_attempts_per_hour": 3, "lock_wait_seconds": 30,
-              "retry": {"attempts": 1, "initial_delay": 0, "jitter": False}}
+    merged = {
+        "cooldown_seconds": 300,
+        "max_attempts_per_hour": 3,
+        "lock_wait_seconds": 30,
+        "retry": {"attempts": 1, "initial_delay": 0, "jitter": False},
+    }
     merged.update(defaults)
     return {"version": 1, "defaults": merged, "components": dict(components)}

@@ -26,7 +26,9 @@ class Core:
     env: Environment
 
     def orchestrator(self) -> Orchestrator:
-        return Orchestrator(self.config, self.store, self.env, Components(self.config, self.env, self.store.root))
+        return Orchestrator(
+            self.config, self.store, self.env, Components(self.config, self.env, self.store.root)
+        )
 
     def recover(self, *names: str, **options: Any) -> list[ComponentReport]:
         request = RecoverRequest(components=names, trigger="cron", **options)
@@ -40,8 +42,12 @@ class Core:
         return [r for r in rows if event is None or r["event"] == event]
 
 
-def make_core(tmp: Path, config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Core:
+def make_core(
+    tmp: Path, config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Core:
     clock = FakeClock()
-    env = Environment(environ={"USER": "tester", **(environ or {})}, clock=clock, interactive=False, pid=4242)
+    env = Environment(
+        environ={"USER": "tester", **(environ or {})}, clock=clock, interactive=False, pid=4242
+    )
     parsed = parse_config(yaml.safe_dump(dict(config)), "test.yml")
     return Core(parsed, Store(tmp / "state", env), clock, env)

@@ -1,0 +1,92 @@
+"""The playbook documents every command, exit code, gate, event, strategy and failure type."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from recovery_cli.cli import app
+from recovery_cli.exitcodes import ExitCode
+from recovery_cli.policy import BlockReason
+from recovery_cli.registry import KINDS
+
+ROOT = Path(__file__).parents[1]
+PLAYBOOK = (ROOT / "docs" / "RECOVERY_PLAYBOOK.md").read_text()
+README = (ROOT / "README.md").read_text()
+FAILURE_CALL = re.compile(r"""\.(?:down|degraded|failure)\(\s*["']([a-z][a-z0-9_]+)["']""")
+EVENTS = (
+    "attempt",
+    "step",
+    "blocked",
+    "approval_requested",
+    "approved",
+    "rejected",
+    "approval_closed",
+    "disabled",
+    "enabled",
+    "degraded_enter",
+    "degraded_exit",
+    "hook",
+    "drill",
+)
+
+
+def command_names() -> list[str]:
+    return sorted(
+        info.name or (info.callback.__name__ if info.callback else "")
+        for info in app.registered_commands
+    )
+
+
+def test_every_command_is_in_the_playbook_and_readme() -> None:
+    names = command_names()
+    assert set(names) == {
+        "recover",
+        "history",
+        "test",
+        "approve",
+        "disable",
+        "enable",
+        "status",
+        "metrics",
+    }
+    for name in names:
+        assert f"recovery {name}" in PLAYBOOK, name
+        assert f"recovery {name}" in README, name
+
+
+@pytest.mark.parametrize("code", list(ExitCode), ids=[c.name for c in ExitCode])
+def test_every_exit_code_is_in_the_playbook(code: ExitCode) -> None:
+    assert re.search(rf"^\| {int(code)} \|", PLAYBOOK, re.M), code
+
+
+@pytest.mark.parametrize("reason", list(BlockReason), ids=[r.value for r in BlockReason])
+def test_every_gate_reason_is_in_the_playbook(reason: BlockReason) -> None:
+    assert f"`{reason.value}`" in PLAYBOOK
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_audit_event_is_in_the_playbook(event: str) -> None:
+    assert f"`{event}`" in PLAYBOOK
+
+
+@pytest.mark.parametrize(
+    ("kind", "strategy"),
+    [(k, s) for k, spec in KINDS.items() for s in spec.strategies or ()],
+)
+def test_every_strategy_is_in_the_playbook(kind: str, strategy: str) -> None:
+    assert f"`{strategy}`" in PLAYBOOK, f"{kind}: {strategy}"
+
+
+def failure_types() -> list[str]:
+    found: set[str] = set()
+    for path in [*(ROOT / "handlers").glob("*.py"), *(ROOT / "recovery_cli").glob("*.py")]:
+        found.update(FAILURE_CALL.findall(path.read_text()))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("failure_type", failure_types())
+def test_every_failure_type_in_the_code_is_in_the_playbook(failure_type: str) -> None:
+    assert f"`{failure_type}`" in PLAYBOOK
