@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recovery_cli import render
 from recovery_cli.errors import UsageError
 from recovery_cli.exitcodes import ExitCode, worst
 from recovery_cli.history import StatsRow
-from recovery_cli.orchestrator import Orchestrator, RecoverRequest
 from recovery_cli.session import Session, handle_errors
+
+if TYPE_CHECKING:
+    from recovery_cli.orchestrator import Orchestrator
 
 
 def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
+    from recovery_cli.orchestrator import Orchestrator
     def confirm(component: str, strategy: str, summary: str) -> bool:
         return render.ask(f"{summary} Approve")
 
@@ -31,6 +35,8 @@ def recover(
     operator: str | None,
     json_output: bool,
 ) -> int:
+    from recovery_cli.orchestrator import RecoverRequest
+
     with handle_errors(session, render.err):
         orchestrator = _orchestrator(session, read_only=dry_run)
         request = RecoverRequest(
@@ -147,6 +153,8 @@ def drill(session: Session, junit: Path | None, live: bool, json_output: bool) -
             render.drill_cases(cases)
         code = ExitCode.UNHEALTHY if failed else ExitCode.OK
         if live and not failed:
+            from recovery_cli.orchestrator import RecoverRequest
+
             request = RecoverRequest(force=True, trigger="test", yes=True)
             reports = _orchestrator(session).recover(request)
             render.recover_reports(reports)

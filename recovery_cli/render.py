@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recovery_cli.audit import Record
-from recovery_cli.drill import DrillCase
-from recovery_cli.reports import ComponentReport
-from recovery_cli.status import ComponentStatus
+if TYPE_CHECKING:
+    from recovery_cli.audit import Record
+    from recovery_cli.drill import DrillCase
+    from recovery_cli.reports import ComponentReport
+    from recovery_cli.status import ComponentStatus
 
 
 def err(line: str) -> None:

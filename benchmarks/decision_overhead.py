@@ -1,0 +1,64 @@
+"""Decision overhead: the orchestrator's own time per `recover` beyond the probe, with a
+1,000,000-record audit trail present (target < 20 ms).
+
+Measured in-process: a healthy component (probe, then the end-of-run bookkeeping) and an
+unhealthy one refused by its cooldown gate (window read from the audit trail, `blocked`
+record written). The probe's own time, measured separately, is subtracted.
+Usage: python benchmarks/decision_overhead.py [records]"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import generate_audit, write_config
+
+from recovery_cli.config import load_config
+from recovery_cli.context import Environment
+from recovery_cli.orchestrator import Orchestrator, RecoverRequest
+from recovery_cli.runtime import Components
+from recovery_cli.store import Store
+
+RUNS = 50
+
+
+def timed(fn: object, runs: int = RUNS) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    records = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config_path = write_config(root / "cfg.yml")
+        config_path.write_text(config_path.read_text().replace('probe: ["true"]}\n    chain: [restart_app]\n    strategies: {restart_app: {params: {command: ["true"]}}}\n  app:', 'probe: ["true"]}\n    chain: [restart_app]\n    strategies: {restart_app: {params: {command: ["true"]}}}\n  app:'))
+        generate_audit(root / "state" / "audit", records, 30, time.time())
+        (root / "state").chmod(0o700)
+        text = config_path.read_text().replace('  app:\n    kind: command\n    settings: {probe: ["true"]}', '  app:\n    kind: command\n    settings: {probe: ["false"]}')
+        config_path.write_text(text + "defaults: {cooldown_seconds: 86400, max_attempts_per_hour: 1000000}\n")
+        config = load_config(config_path)
+        env = Environment(environ={"USER": "bench"})
+        store = Store(root / "state", env)
+        components = Components(config, env, store.root)
+        orchestrator = Orchestrator(config, store, env, components)
+        orchestrator.recover(RecoverRequest(components=("app",)))  # one failure: cooldown from now on
+        handler = components.handler("redis")
+        probe = timed(handler.probe)
+        healthy = timed(lambda: Orchestrator(config, store, env, Components(config, env, store.root)).recover(RecoverRequest(components=("redis",))))
+        blocked = timed(lambda: Orchestrator(config, store, env, Components(config, env, store.root)).recover(RecoverRequest(components=("app",))))
+    print(f"audit trail: {records:,} records over 30 days; {RUNS} runs each, medians")
+    print(f"probe alone (command `true`)                 {probe * 1000:6.2f} ms")
+    print(f"recover, healthy component, beyond the probe {(healthy - probe) * 1000:6.2f} ms (target < 20 ms)")
+    print(f"recover, refused by cooldown, beyond probe   {(blocked - probe) * 1000:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

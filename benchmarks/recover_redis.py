@@ -1,0 +1,185 @@
+"""Time to recover a killed redis-server: `recovery recover redis` vs the restart command alone.
+
+Each round kills redis-server with SIGKILL, starts the clock, then either runs
+`recovery recover redis` (a `service: {method: command}` block whose restart command is the
+one timed alone) or runs that restart command directly, and stops the clock at the first
+PONG. The modes alternate within one run so both see the same machine load.
+
+    .venv/bin/python benchmarks/recover_redis.py --rounds 15
+
+Prints per-mode medians (and p90) and the ratio to the restart command alone. Uses a private
+redis-server on a free loopback port in a temporary directory; touches nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+RECOVERY = str(Path(sys.executable).with_name("recovery"))
+PING = b"*1\r\n$4\r\nPING\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(PING)
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def wait_for_pong(port: int, timeout: float = 30.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answers_ping(port):
+            return time.monotonic()
+        time.sleep(0.001)
+    raise RuntimeError(f"no PONG on port {port} within {timeout}s")
+
+
+class Server:
+    """A daemonized redis-server with its own config, pidfile and data (AOF on)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.conf = root / "redis.conf"
+        self.pidfile = root / "redis.pid"
+        self.conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {root}\npidfile {self.pidfile}\n"
+            f'logfile {root / "redis.log"}\nsave ""\nappendonly yes\ndaemonize yes\n'
+        )
+
+    @property
+    def restart_argv(self) -> list[str]:
+        return ["redis-server", str(self.conf)]
+
+    def start(self) -> None:
+        subprocess.run(self.restart_argv, check=True)
+        wait_for_pong(self.port)
+
+    def kill9(self) -> None:
+        pid = int(self.pidfile.read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        while Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
+            time.sleep(0.001)
+        self.pidfile.unlink(missing_ok=True)
+        while answers_ping(self.port):
+            time.sleep(0.001)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def write_config(path: Path, server: Server, chain: list[str]) -> None:
+    component = {
+        "kind": "redis",
+        "settings": {"url": f"redis://127.0.0.1:{server.port}/0"},
+        "service": {"method": "command", "restart": server.restart_argv},
+        "chain": chain,
+    }
+    config = {
+        "version": 1,
+        "defaults": {"cooldown_seconds": 0, "max_attempts_per_hour": 10_000},
+        "components": {"redis": component},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def via_recovery(server: Server, config: Path, state: Path) -> Callable[[], float]:
+    def run() -> float:
+        server.kill9()
+        started = time.monotonic()
+        done = subprocess.run(
+            [RECOVERY, "--config", str(config), "--state-dir", str(state), "recover", "redis"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"recovery exited {done.returncode}: {done.stdout}{done.stderr}")
+        return wait_for_pong(server.port) - started
+
+    return run
+
+
+def restart_alone(server: Server) -> Callable[[], float]:
+    def run() -> float:
+        server.kill9()
+        started = time.monotonic()
+        subprocess.run(server.restart_argv, check=True)
+        return wait_for_pong(server.port) - started
+
+    return run
+
+
+def summary(samples: list[float]) -> str:
+    p90 = statistics.quantiles(samples, n=10)[-1] if len(samples) > 1 else samples[0]
+    median = statistics.median(samples) * 1000
+    return f"median {median:8.1f} ms   p90 {p90 * 1000:8.1f} ms   n={len(samples)}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="recover-redis-bench-") as tmp:
+        root = Path(tmp)
+        server = Server(root)
+        server.start()
+        direct = root / "direct.yml"
+        escalating = root / "escalating.yml"
+        write_config(direct, server, ["restart_container"])
+        write_config(escalating, server, ["reconnect", "restart_container"])
+        modes = {
+            "restart command alone": restart_alone(server),
+            "recovery recover redis, chain [restart_container]": via_recovery(
+                server, direct, root / "s1"
+            ),
+            "recovery recover redis, chain [reconnect, restart_container]": via_recovery(
+                server, escalating, root / "s2"
+            ),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in modes}
+        try:
+            for _ in range(args.rounds):
+                for name, run in modes.items():
+                    samples[name].append(run())
+        finally:
+            server.kill9()
+    baseline = statistics.median(samples["restart command alone"])
+    print(f"redis-server kill -9 -> first PONG, {args.rounds} rounds per mode, interleaved")
+    for name, values in samples.items():
+        ratio = statistics.median(values) / baseline
+        print(f"{name:62s} {summary(values)}   x{ratio:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
