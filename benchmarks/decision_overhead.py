@@ -43,7 +43,7 @@ def main() -> None:
         generate_audit(root / "state" / "audit", records, 30, time.time())
         (root / "state").chmod(0o700)
         text = config_path.read_text().replace('  app:\n    kind: command\n    settings: {probe: ["true"]}', '  app:\n    kind: command\n    settings: {probe: ["false"]}')
-        config_path.write_text(text + "defaults: {cooldown_seconds: 86400, max_attempts_per_hour: 1000000}\n")
+        config_path.write_text(text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000000}\n")
         config = load_config(config_path)
         env = Environment(environ={"USER": "bench"})
         store = Store(root / "state", env)

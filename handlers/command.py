@@ -40,8 +40,9 @@ class CommandHandler(BaseHandler):
             errors.append(
                 SettingsError("settings.probe", "must be a non-empty argv list of strings")
             )
-        for key in set(settings) - {"probe", "probe_timeout_seconds", "env"}:
-            errors.append(SettingsError(f"settings.{key}", "unknown key"))
+        for key in sorted(set(settings) - {"probe", "probe_timeout_seconds"}):
+            if not key.endswith("_env"):  # *_env: secrets the commands read; redacted everywhere
+                errors.append(SettingsError(f"settings.{key}", "unknown key"))
         for name, params in strategy_params.items():
             if not _is_argv(params.get("command")):
                 errors.append(

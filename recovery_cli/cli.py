@@ -65,9 +65,12 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    from recovery_cli import render
     from recovery_cli.session import Session
 
-    ctx.obj = Session(config_path=config, state_dir_option=state_dir, verbose=verbose)
+    session = Session(config_path=config, state_dir_option=state_dir, verbose=verbose)
+    render.use_redactor(session.redact)
+    ctx.obj = session
 
 
 def _session(ctx: typer.Context) -> Session:

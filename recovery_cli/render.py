@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,11 +15,21 @@ if TYPE_CHECKING:
     from recovery_cli.status import ComponentStatus
 
 
+_redact: Callable[[str], str] = str
+
+
+def use_redactor(redact: Callable[[str], str]) -> None:
+    """Everything printed passes through ``redact`` (secret values become ``***``)."""
+    global _redact
+    _redact = redact
+
+
 def err(line: str) -> None:
-    print(line, file=sys.stderr)
+    print(_redact(line), file=sys.stderr)
 
 
 def out(text: str) -> None:
+    text = _redact(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -28,7 +38,7 @@ def print_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [["" if v is None else _redact(str(v)) for v in row] for row in rows]
     if sys.stdout.isatty():
         _rich_table(headers, cells, title)
         return

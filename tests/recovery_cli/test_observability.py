@@ -1,0 +1,268 @@
+"""What operators see: history filters and stats, status JSON, metrics, the drill, alerts,
+degraded modes, redaction, and the interactive confirmation."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import Workspace, base_config, child_env, command_component
+from tests.support.core import make_core
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_failed_chain_alerts_and_enters_degraded_mode_then_leaves_it(
+    tmp_path: Path, receiver: str
+) -> None:
+    flag = tmp_path / "flag"
+    marks = tmp_path / "marks"
+    config = base_config(
+        {"app": command_component(["test", "-f", str(flag)], {"fix": ["false"]})},
+        cooldown_seconds=0,
+    )
+    config["degraded_modes"] = {
+        "app_unavailable": {
+            "component": "app",
+            "capabilities": {"search": "off"},
+            "on_enter": {"command": ["sh", "-c", f"echo enter >> {marks}"]},
+            "on_exit": {"command": ["sh", "-c", f"echo exit >> {marks}"]},
+        }
+    }
+    config["alerting"] = {"alertmanager_url": receiver, "webhook_url": receiver + "/hook"}
+    core = make_core(tmp_path, config)
+    core.recover("app")
+    assert "app_unavailable" in core.store.load_state().degraded
+    paths = [path for path, _ in Receiver.received]
+    assert paths == ["/api/v2/alerts", "/hook"]
+    alert = Receiver.received[0][1][0]
+    assert alert["labels"] == {
+        "alertname": "RecoveryFailed",
+        "component": "app",
+        "severity": "medium",
+    }
+    flag.touch()
+    core.recover("app")
+    assert core.store.load_state().degraded == {}
+    assert marks.read_text().split() == ["enter", "exit"]
+    assert [r["event"] for r in core.records() if r["event"].startswith("degraded")] == [
+        "degraded_enter",
+        "degraded_exit",
+    ]
+
+
+def test_unreachable_alert_target_never_fails_a_recovery(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    config = base_config(
+        {"app": command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})}
+    )
+    config["alerting"] = {"webhook_url": "http://127.0.0.1:9/nothing", "timeout_seconds": 0.5}
+    core = make_core(
+        tmp_path, {**config, "components": {"app": command_component(["false"], {"fix": ["true"]})}}
+    )
+    orchestrator = core.orchestrator()
+    [report] = orchestrator.recover(
+        __import__("recovery_cli.orchestrator").orchestrator.RecoverRequest(("app",))
+    )
+    assert report.outcome == "failed"
+    assert orchestrator.warnings and "failed" in orchestrator.warnings[0]
+
+
+def test_history_filters_json_and_stats(ws: Workspace, tmp_path: Path) -> None:
+    good = command_component(
+        ["test", "-f", str(tmp_path / "g")], {"fix": ["touch", str(tmp_path / "g")]}
+    )
+    bad = command_component(["false"], {"nudge": ["false"]})
+    ws.write_config(base_config({"good": good, "bad": bad}))
+    ws.run("recover")
+    records = json.loads(ws.run("history", "--json", "--component", "bad").stdout)
+    assert records and {r["component"] for r in records} == {"bad"}
+    assert records[0]["ts"] >= records[-1]["ts"]
+    failed = json.loads(
+        ws.run("history", "--json", "--outcome", "failed", "--event", "attempt").stdout
+    )
+    assert [r["component"] for r in failed] == ["bad"]
+    limited = json.loads(ws.run("history", "--json", "--limit", "1").stdout)
+    assert len(limited) == 1
+    future = json.loads(ws.run("history", "--json", "--since", "2099-01-01").stdout)
+    assert future == []
+    stats = json.loads(ws.run("history", "--stats", "--json").stdout)
+    rates = {(s["component"], s["strategy"]): s["success_rate"] for s in stats}
+    assert rates == {("good", "fix"): 1.0, ("bad", "nudge"): 0.0}
+    assert ws.run("history", "--verify").returncode == 0
+
+
+def test_status_json_reports_the_gates(ws: Workspace) -> None:
+    ws.write_config(base_config({"app": command_component(["false"], {"fix": ["false"]})}))
+    ws.run("recover")
+    ws.run("disable", "app", "--for", "30m", "--reason", "x")
+    [row] = json.loads(ws.run("status", "--json").stdout)
+    assert row["health"] == "degraded" and row["failure_type"] == "probe_warning"  # `false` exits 1
+    assert row["attempts_last_hour"] == 1 and row["hourly_cap"] == 3
+    assert 290 <= row["cooldown_left_s"] <= 300
+    assert row["disabled_until"] is not None and row["next_allowed"] != "now"
+    explained = ws.run("status", "--explain", "--no-probe")
+    assert "cooldown: last failure" in explained.stdout
+
+
+def test_metrics_text_and_textfile_output(ws: Workspace, tmp_path: Path) -> None:
+    ws.write_config(base_config({"app": command_component(["false"], {"fix": ["false"]})}))
+    ws.run("recover")
+    ws.run("recover")
+    text = ws.run("metrics").stdout
+    assert (
+        'infra_recovery_attempts_total{component="app",outcome="failed",strategy="fix"} 1.0' in text
+    )
+    assert 'infra_recovery_blocked_total{component="app",reason="cooldown"} 1.0' in text
+    assert 'infra_recovery_cooldown_active{component="app"} 1.0' in text
+    assert "infra_recovery_last_run_timestamp_seconds" in text
+    out = tmp_path / "recovery.prom"
+    assert ws.run("metrics", "--output", str(out)).returncode == 0
+    assert (
+        out.read_text() == text.rstrip("\n") + "\n"
+        or "infra_recovery_attempts_total" in out.read_text()
+    )
+    assert not list(tmp_path.glob(".recovery.prom.*"))
+
+
+def test_drill_writes_junit_and_fails_on_missing_tools(ws: Workspace, tmp_path: Path) -> None:
+    ok = command_component(["true"], {"fix": ["true"]})
+    broken = command_component(
+        ["/nonexistent/probe"],
+        {"fix": ["no-such-tool-xyz"]},
+        settings={"probe": ["/nonexistent/probe"], "token_env": "APP_TOKEN"},
+    )
+    ws.write_config(base_config({"ok": ok, "broken": broken}))
+    report = tmp_path / "report.xml"
+    result = ws.run("test", "--junit", str(report))
+    assert result.returncode == 1
+    suites = {s.get("name"): s for s in ElementTree.parse(report).getroot()}
+    assert suites["ok"].get("failures") == "0"
+    failing = [c.get("name") for c in suites["broken"] if c.find("failure") is not None]
+    assert "fix: fix command: executable" in failing and "credentials: token_env" in failing
+    ws.write_config(base_config({"ok": ok}))
+    assert ws.run("test").returncode == 0
+    assert ws.events("drill")[-1]["outcome"] == "success"
+
+
+def test_secrets_never_reach_output_or_audit(ws: Workspace, tmp_path: Path) -> None:
+    secret = "s3cr3t-token-value"
+    probe = ["sh", "-c", 'echo "login failed for token $APP_TOKEN"; exit 2']
+    component = command_component(
+        probe, {"fix": ["sh", "-c", 'echo "retrying with $APP_TOKEN" >&2; exit 1']}
+    )
+    component["settings"]["token_env"] = "APP_TOKEN"
+    ws.write_config(base_config({"app": component}))
+    env = {"APP_TOKEN": secret}
+    outputs = [
+        ws.run(*args, env=env)
+        for args in (["recover"], ["status"], ["history"], ["metrics"], ["status", "--json"])
+    ]
+    for result in outputs:
+        assert secret not in result.stdout + result.stderr
+    for path in ws.state.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    assert "***" in ws.run("history", "--json", env=env).stdout
+
+
+def test_terminal_confirmation_is_recorded_as_an_approval(ws: Workspace, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    component = command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})
+    component["strategies"]["fix"]["approval"] = "required"
+    ws.write_config(base_config({"app": component}))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child runs the CLI on a real terminal
+        os.execvpe(
+            ws.argv("recover", "app")[0], ws.argv("recover", "app"), child_env({"USER": "erin"})
+        )
+    output = b""
+    deadline = time.monotonic() + 30
+    answered = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"Approve" in output:
+                os.write(fd, b"y\n")
+                answered = True
+    _, status = os.waitpid(pid, 0)
+    assert answered, output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    assert flag.exists()
+    approved = ws.events("approved", "app")
+    assert approved[0]["operator"] == "erin" and "interactive" in approved[0]["detail"]
+    assert approved[0]["trigger"] == "manual"
+
+
+def test_full_disk_fails_cleanly(ws: Workspace, tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        (mount / "filler").write_bytes(b"x" * 60_000)
+        noisy = ["sh", "-c", "head -c 8000 /dev/zero | tr '\\0' 'x'; exit 1"]
+        ws.write_config(
+            base_config({"app": command_component(["false"], {"fix": noisy})}, cooldown_seconds=0)
+        )
+        codes = []
+        for _ in range(5):
+            result = subprocess.run(
+                [*ws.argv("recover")[:5], "--state-dir", str(mount / "state"), "recover"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=child_env(),
+            )
+            codes.append(result.returncode)
+            assert "Traceback" not in result.stderr
+        assert 4 in codes, codes
+        for path in (mount / "state" / "audit").glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                json.loads(line)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
