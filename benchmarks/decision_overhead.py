@@ -39,10 +39,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config_path = write_config(root / "cfg.yml")
-        config_path.write_text(config_path.read_text().replace('probe: ["true"]}\n    chain: [restart_app]\n    strategies: {restart_app: {params: {command: ["true"]}}}\n  app:', 'probe: ["true"]}\n    chain: [restart_app]\n    strategies: {restart_app: {params: {command: ["true"]}}}\n  app:'))
         generate_audit(root / "state" / "audit", records, 30, time.time())
         (root / "state").chmod(0o700)
-        text = config_path.read_text().replace('  app:\n    kind: command\n    settings: {probe: ["true"]}', '  app:\n    kind: command\n    settings: {probe: ["false"]}')
+        unhealthy = 'settings: {probe: ["false"]}'
+        text = config_path.read_text()
+        text = text.replace('  app:\n    kind: command\n    settings: {probe: ["true"]}',
+                            f"  app:\n    kind: command\n    {unhealthy}")
         config_path.write_text(text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000000}\n")
         config = load_config(config_path)
         env = Environment(environ={"USER": "bench"})
@@ -52,8 +54,12 @@ def main() -> None:
         orchestrator.recover(RecoverRequest(components=("app",)))  # one failure: cooldown from now on
         handler = components.handler("redis")
         probe = timed(handler.probe)
-        healthy = timed(lambda: Orchestrator(config, store, env, Components(config, env, store.root)).recover(RecoverRequest(components=("redis",))))
-        blocked = timed(lambda: Orchestrator(config, store, env, Components(config, env, store.root)).recover(RecoverRequest(components=("app",))))
+        def run(name: str) -> None:
+            fresh = Orchestrator(config, store, env, Components(config, env, store.root))
+            fresh.recover(RecoverRequest(components=(name,)))
+
+        healthy = timed(lambda: run("redis"))
+        blocked = timed(lambda: run("app"))
     print(f"audit trail: {records:,} records over 30 days; {RUNS} runs each, medians")
     print(f"probe alone (command `true`)                 {probe * 1000:6.2f} ms")
     print(f"recover, healthy component, beyond the probe {(healthy - probe) * 1000:6.2f} ms (target < 20 ms)")

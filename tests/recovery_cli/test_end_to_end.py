@@ -146,3 +146,28 @@ def test_dependency_down_blocks_dependent(ws: Workspace, tmp_path: Path) -> None
         "app",
     ]  # dependency order
     assert result.returncode == 1
+
+
+def test_running_recovery_of_the_same_component_blocks_with_lock_held(ws: Workspace, tmp_path: Path) -> None:
+    from recovery_cli.locking import FileLock
+
+    component = command_component(["false"], {"fix": ["touch", str(tmp_path / "ran")]})
+    ws.write_config(base_config({"app": component}, lock_wait_seconds=0.2))
+    (ws.state / "locks").mkdir(parents=True)
+    with FileLock(ws.state / "locks" / "app.lock") as held:
+        assert held.acquire(0)
+        result = ws.run("recover", "app")
+    assert result.returncode == 3
+    assert ws.events("blocked", "app")[0]["reason"] == "lock_held"
+    assert not (tmp_path / "ran").exists()
+
+
+def test_on_failure_chain_is_chosen_by_failure_type(ws: Workspace, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    probe = ["sh", "-c", f"test -f {flag} && exit 0; exit 2"]
+    component = command_component(probe, {"general": ["false"], "special": ["touch", str(flag)]})
+    component["chain"] = ["general"]
+    component["on_failure"] = {"probe_critical": ["special"]}
+    ws.write_config(base_config({"app": component}))
+    assert ws.run("recover", "app").returncode == 0
+    assert [r["strategy"] for r in ws.events("step", "app")] == ["special"]
