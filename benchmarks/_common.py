@@ -23,7 +23,9 @@ def median_seconds(argv: Sequence[str], runs: int, env: dict[str, str] | None = 
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env)
+        subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env
+        )
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 
@@ -32,8 +34,8 @@ def write_config(path: Path) -> Path:
     path.write_text(
         "version: 1\ncomponents:\n"
         + "".join(
-            f"  {name}:\n    kind: command\n    settings: {{probe: [\"true\"]}}\n    chain: [restart_app]\n"
-            f"    strategies: {{restart_app: {{params: {{command: [\"true\"]}}}}}}\n"
+            f'  {name}:\n    kind: command\n    settings: {{probe: ["true"]}}\n    chain: [restart_app]\n'
+            f'    strategies: {{restart_app: {{params: {{command: ["true"]}}}}}}\n'
             for name in COMPONENTS
         )
     )
@@ -58,10 +60,17 @@ def generate_audit(audit_dir: Path, records: int, days: int, end: float) -> None
             handle = (audit_dir / f"{current_day}.jsonl").open("w")
         component = COMPONENTS[index % len(COMPONENTS)]
         record = {
-            "ts": ts, "id": f"{index:012x}", "event": ("attempt", "step", "blocked")[index % 3],
-            "component": component, "host": "bench", "pid": 1, "strategy": STRATEGIES[index % len(STRATEGIES)],
-            "outcome": ("started", "success", "failed", "blocked")[index % 4], "trigger": "cron",
-            "detail": "synthetic record for the history benchmark", "prev_hash": previous,
+            "ts": ts,
+            "id": f"{index:012x}",
+            "event": ("attempt", "step", "blocked")[index % 3],
+            "component": component,
+            "host": "bench",
+            "pid": 1,
+            "strategy": STRATEGIES[index % len(STRATEGIES)],
+            "outcome": ("started", "success", "failed", "blocked")[index % 4],
+            "trigger": "cron",
+            "detail": "synthetic record for the history benchmark",
+            "prev_hash": previous,
         }
         line = json.dumps(record, separators=(",", ":"))
         previous = hashlib.sha256(line.encode()).hexdigest()

@@ -43,17 +43,24 @@ def main() -> None:
         (root / "state").chmod(0o700)
         unhealthy = 'settings: {probe: ["false"]}'
         text = config_path.read_text()
-        text = text.replace('  app:\n    kind: command\n    settings: {probe: ["true"]}',
-                            f"  app:\n    kind: command\n    {unhealthy}")
-        config_path.write_text(text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000000}\n")
+        text = text.replace(
+            '  app:\n    kind: command\n    settings: {probe: ["true"]}',
+            f"  app:\n    kind: command\n    {unhealthy}",
+        )
+        config_path.write_text(
+            text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000000}\n"
+        )
         config = load_config(config_path)
         env = Environment(environ={"USER": "bench"})
         store = Store(root / "state", env)
         components = Components(config, env, store.root)
         orchestrator = Orchestrator(config, store, env, components)
-        orchestrator.recover(RecoverRequest(components=("app",)))  # one failure: cooldown from now on
+        orchestrator.recover(
+            RecoverRequest(components=("app",))
+        )  # one failure: cooldown from now on
         handler = components.handler("redis")
         probe = timed(handler.probe)
+
         def run(name: str) -> None:
             fresh = Orchestrator(config, store, env, Components(config, env, store.root))
             fresh.recover(RecoverRequest(components=(name,)))
@@ -62,7 +69,9 @@ def main() -> None:
         blocked = timed(lambda: run("app"))
     print(f"audit trail: {records:,} records over 30 days; {RUNS} runs each, medians")
     print(f"probe alone (command `true`)                 {probe * 1000:6.2f} ms")
-    print(f"recover, healthy component, beyond the probe {(healthy - probe) * 1000:6.2f} ms (target < 20 ms)")
+    print(
+        f"recover, healthy component, beyond the probe {(healthy - probe) * 1000:6.2f} ms (target < 20 ms)"
+    )
     print(f"recover, refused by cooldown, beyond probe   {(blocked - probe) * 1000:6.2f} ms")
 
 

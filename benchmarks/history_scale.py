@@ -23,10 +23,25 @@ def main() -> None:
         generate_audit(state / "audit", records, 30, time.time())
         state.chmod(0o700)
         size = sum(p.stat().st_size for p in (state / "audit").iterdir())
-        print(f"generated {records:,} records in 30 day files, {size / 1e6:.0f} MB, in {time.perf_counter() - started:.1f}s")
-        base = [sys.executable, "-m", "recovery_cli", "--config", str(config), "--state-dir", str(state), "history"]
-        recent = median_seconds([*base, "--component", "redis", "--last", "24h", "--limit", "50"], 7)
-        recent_json = median_seconds([*base, "--component", "redis", "--last", "24h", "--limit", "50", "--json"], 7)
+        print(
+            f"generated {records:,} records in 30 day files, {size / 1e6:.0f} MB, in {time.perf_counter() - started:.1f}s"
+        )
+        base = [
+            sys.executable,
+            "-m",
+            "recovery_cli",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(state),
+            "history",
+        ]
+        recent = median_seconds(
+            [*base, "--component", "redis", "--last", "24h", "--limit", "50"], 7
+        )
+        recent_json = median_seconds(
+            [*base, "--component", "redis", "--last", "24h", "--limit", "50", "--json"], 7
+        )
         stats = median_seconds([*base, "--stats"], 3)
         helptime = median_seconds([sys.executable, "-m", "recovery_cli", "--help"], 7)
     print(f"history -c redis --last 24h --limit 50        {recent:6.3f} s (target < 1 s)")

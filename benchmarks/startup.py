@@ -21,12 +21,27 @@ def main() -> None:
         baseline = median_seconds([python, "-c", "import typer"], runs)
         help_time = median_seconds([python, "-m", "recovery_cli", "--help"], runs)
         status_time = median_seconds(
-            [python, "-m", "recovery_cli", "--config", str(config), "--state-dir", state, "status", "--no-probe"], runs
+            [
+                python,
+                "-m",
+                "recovery_cli",
+                "--config",
+                str(config),
+                "--state-dir",
+                state,
+                "status",
+                "--no-probe",
+            ],
+            runs,
         )
     print(f"runs per command: {runs} (median wall time)")
     print(f"python -c 'import typer'      {baseline * 1000:7.1f} ms")
-    print(f"recovery --help               {help_time * 1000:7.1f} ms  ({help_time / baseline:.2f}x, target 1.5x)")
-    print(f"recovery status --no-probe    {status_time * 1000:7.1f} ms  ({status_time / baseline:.2f}x, target 3x)")
+    print(
+        f"recovery --help               {help_time * 1000:7.1f} ms  ({help_time / baseline:.2f}x, target 1.5x)"
+    )
+    print(
+        f"recovery status --no-probe    {status_time * 1000:7.1f} ms  ({status_time / baseline:.2f}x, target 3x)"
+    )
 
 
 if __name__ == "__main__":

@@ -148,7 +148,9 @@ def test_dependency_down_blocks_dependent(ws: Workspace, tmp_path: Path) -> None
     assert result.returncode == 1
 
 
-def test_running_recovery_of_the_same_component_blocks_with_lock_held(ws: Workspace, tmp_path: Path) -> None:
+def test_running_recovery_of_the_same_component_blocks_with_lock_held(
+    ws: Workspace, tmp_path: Path
+) -> None:
     from recovery_cli.locking import FileLock
 
     component = command_component(["false"], {"fix": ["touch", str(tmp_path / "ran")]})
