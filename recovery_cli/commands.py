@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     from recovery_cli.orchestrator import Orchestrator
+
     def confirm(component: str, strategy: str, summary: str) -> bool:
         return render.ask(f"{summary} Approve")
 
