@@ -266,3 +266,20 @@ def test_full_disk_fails_cleanly(ws: Workspace, tmp_path: Path) -> None:
                 json.loads(line)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_live_drill_runs_each_chain_for_real(ws: Workspace, tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    component = command_component(["true"], {"fix": ["touch", str(ran)]})
+    ws.write_config(base_config({"staging": component}))
+    result = ws.run("test", "--live")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ran.exists(), "a live drill runs the chain even though the component is healthy"
+    assert [r["trigger"] for r in ws.events("step", "staging")] == ["test"]
+
+
+def test_version_option(ws: Workspace) -> None:
+    from recovery_cli import __version__
+
+    result = ws.run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"recovery {__version__}"
