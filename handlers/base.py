@@ -214,6 +214,8 @@ def run_command(
             out, _ = proc.communicate(timeout=2)
         except subprocess.TimeoutExpired:  # a grandchild left its own group holding the pipe
             out = b""
+            if proc.stdout is not None:
+                proc.stdout.close()
         return CommandOutcome(None, out.decode(errors="replace"), True)
     return CommandOutcome(proc.returncode, out.decode(errors="replace"), False)
 

@@ -112,7 +112,16 @@ class Components:
             return ProbeResult.down(
                 "probe_crashed", f"{type(outcome.error).__name__}: {outcome.error}"
             )
-        return outcome
+        return self._with_container_health(name, outcome)
+
+    def _with_container_health(self, name: str, probe: ProbeResult) -> ProbeResult:
+        """A Docker-run component is only as healthy as its container's own health check."""
+        spec = self.config.components[name].service
+        if spec is None or spec.method != "docker":
+            return probe
+        from recovery_cli.service import fold_container_health
+
+        return fold_container_health(probe, spec, self.env.environ, self.config.probe_timeout(name))
 
 
 def strategy_result_from(outcome: StrategyResult | TimedOut | Crashed) -> StrategyResult:
