@@ -142,6 +142,27 @@ def summary(samples: list[float]) -> str:
     return f"median {median:8.1f} ms   p90 {p90 * 1000:8.1f} ms   n={len(samples)}"
 
 
+def run_rounds(
+    modes: dict[str, Callable[[], float]], rounds: int, server: Server
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in modes}
+    try:
+        for _ in range(rounds):
+            for name, run in modes.items():
+                samples[name].append(run())
+    finally:
+        server.kill9()
+    return samples
+
+
+def report(samples: dict[str, list[float]], rounds: int) -> None:
+    baseline = statistics.median(samples["restart command alone"])
+    print(f"redis-server kill -9 -> first PONG, {rounds} rounds per mode, interleaved")
+    for name, values in samples.items():
+        ratio = statistics.median(values) / baseline
+        print(f"{name:62s} {summary(values)}   x{ratio:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -166,18 +187,8 @@ def main() -> int:
                 server, escalating, root / "s2"
             ),
         }
-        samples: dict[str, list[float]] = {name: [] for name in modes}
-        try:
-            for _ in range(args.rounds):
-                for name, run in modes.items():
-                    samples[name].append(run())
-        finally:
-            server.kill9()
-    baseline = statistics.median(samples["restart command alone"])
-    print(f"redis-server kill -9 -> first PONG, {args.rounds} rounds per mode, interleaved")
-    for name, values in samples.items():
-        ratio = statistics.median(values) / baseline
-        print(f"{name:62s} {summary(values)}   x{ratio:.1f}")
+        samples = run_rounds(modes, args.rounds, server)
+    report(samples, args.rounds)
     return 0
 
 
