@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recovery_cli import yamlpos
 from recovery_cli.errors import ConfigError, ConfigProblem
-from recovery_cli.registry import KINDS, HandlerUnavailable, handler_class
+from recovery_cli.registry import KINDS, HandlerUnavailable, config_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ComponentName = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -318,13 +318,13 @@ def _inline_secrets(values: Mapping[str, Any], prefix: Path_) -> list[tuple[Path
 
 def _handler_checks(base: Path_, component: ComponentConfig) -> list[tuple[Path_, str]]:
     try:
-        cls = handler_class(component.kind)
+        validate = config_validator(component.kind)
     except HandlerUnavailable:
         return []  # reported by `status` and `test`, never a config error
     params = {name: spec.params for name, spec in component.strategies.items()}
     return [
         ((*base, *yamlpos.parse_path(error.key)), error.message)
-        for error in cls.validate_config(component.settings, params)
+        for error in validate(component.settings, params)
     ]
 
 

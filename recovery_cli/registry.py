@@ -7,9 +7,11 @@ be validated without importing a handler or its client library.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from recovery_cli.handlers.base import BaseHandler, ComponentContext
+from recovery_cli.handlers.base import BaseHandler, ComponentContext, SettingsError
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,9 @@ class KindSpec:
     # None: the strategy names are whatever the component's config declares (kind: command).
     strategies: tuple[str, ...] | None
     description: str
+    # "module:function" checking settings and params at config load; a light module, so that
+    # loading the config does not import the whole handler (``None``: the class's own check).
+    validator: str | None = None
 
 
 KINDS: dict[str, KindSpec] = {
@@ -30,6 +35,7 @@ KINDS: dict[str, KindSpec] = {
         "recovery_cli.handlers.system:SystemHandler",
         ("disk_cleanup", "memory_gc", "file_handle_cleanup", "process_restart"),
         "the host: disk, memory, file handles, processes",
+        "recovery_cli.handlers.system_settings:validate",
     ),
     "redis": KindSpec(
         "recovery_cli.handlers.redis:RedisHandler",
@@ -40,6 +46,7 @@ KINDS: dict[str, KindSpec] = {
         "recovery_cli.handlers.chromadb:ChromaHandler",
         ("query_retry", "collection_reload", "snapshot", "snapshot_rollback", "index_rebuild"),
         "a ChromaDB server or persist directory",
+        "recovery_cli.handlers.chromadb_settings:validate",
     ),
     "openwebui": KindSpec(
         "recovery_cli.handlers.openwebui:OpenWebUIHandler",
@@ -66,12 +73,32 @@ def handler_class(kind: str) -> type[BaseHandler]:
     return cls
 
 
-def is_available(kind: str) -> bool:
+Validator = Callable[[Mapping[str, Any], Mapping[str, Mapping[str, Any]]], list[SettingsError]]
+
+
+def config_validator(kind: str) -> Validator:
+    """The settings check of ``kind``; raises ``HandlerUnavailable`` like ``handler_class``."""
+    spec = KINDS[kind]
+    if spec.validator is None:
+        return handler_class(kind).validate_config
+    module_name, _, function_name = spec.validator.partition(":")
     try:
-        handler_class(kind)
-    except HandlerUnavailable:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise HandlerUnavailable(f"the {kind} handler is not available yet") from exc
+    validator: Validator = getattr(module, function_name)
+    return validator
+
+
+def is_available(kind: str) -> bool:
+    """Whether the kind's handler module is installed (found, not imported: cheap)."""
+    import importlib.util
+
+    module_name = KINDS[kind].target.partition(":")[0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
         return False
-    return True
 
 
 def build_handler(kind: str, context: ComponentContext) -> BaseHandler:

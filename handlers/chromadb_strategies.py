@@ -1,0 +1,575 @@
+"""The chromadb strategies. Each takes the handler and the step's StrategyContext and
+returns a StrategyResult; with ``ctx.dry_run`` it changes nothing and says what it would do.
+
+Anything that stops or starts the server goes through ``ctx.service``.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recovery_cli.handlers.base import StrategyContext, StrategyResult
+from recovery_cli.handlers.chromadb_offline import OfflineReport, inspect_directory
+from recovery_cli.handlers.chromadb_probe import classify_error, http_get, run_child
+from recovery_cli.handlers.chromadb_snapshot import (
+    Snapshot,
+    chromadb_version,
+    create_snapshot,
+    directory_size,
+    prune,
+    quarantine_entry,
+    restore_directory,
+    restore_segment,
+    select_snapshot,
+    stamp,
+    verify_snapshot,
+)
+
+if TYPE_CHECKING:
+    from .chromadb import ChromaHandler, CollectionState
+
+TRANSIENT = frozenset({"server_unreachable", "not_ready", "probe_timeout"})
+REBUILDABLE = frozenset(
+    {"hnsw_load_error", "hnsw_data_corrupt", "hnsw_missing_silent", "probe_crashed"}
+)
+SPACE_MARGIN = 1.1
+# What the core's service control reports when the process started but the probe is not
+# healthy yet (recovery_cli/service.py).
+STARTED_NOT_HEALTHY = "restart_timeout"
+
+
+def _deadline(ctx: StrategyContext) -> float:
+    return time.monotonic() + ctx.remaining()
+
+
+# -- query_retry -------------------------------------------------------------------------
+
+
+def query_retry(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+    """Re-run the probe with backoff while the failure is a transport one; a corruption is
+    never retried (it will not heal) and is handed on to the next step."""
+    attempts = int(ctx.params.get("attempts", 3))
+    delay = float(ctx.params.get("initial_delay", 0.5))
+    max_delay = float(ctx.params.get("max_delay", 5.0))
+    if ctx.dry_run:
+        return StrategyResult.success(
+            f"would re-probe up to {attempts} times with backoff from {delay}s"
+        )
+    result = None
+    for attempt in range(1, attempts + 1):
+        budget = min(handler.context.probe_timeout, ctx.remaining())
+        result = handler.probe_until(time.monotonic() + budget)
+        if result.healthy:
+            return StrategyResult.success(f"answered on try {attempt}", tries=attempt)
+        if result.failure_type not in TRANSIENT:
+            detail = f"{result.failure_type} is not transient, not retried: {result.detail}"
+            return StrategyResult.failure(str(result.failure_type), detail, tries=attempt)
+        pause = min(delay * 2 ** (attempt - 1), max_delay) * random.uniform(0.8, 1.2)
+        if attempt < attempts and ctx.remaining() > pause:
+            time.sleep(pause)
+    assert result is not None
+    detail = f"still {result.failure_type} after {attempts} tries: {result.detail}"
+    return StrategyResult.failure(str(result.failure_type), detail, tries=attempts)
+
+
+# -- server control through ctx.service ---------------------------------------------------
+
+
+def stop_server(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult | None:
+    """None when the server is stopped (or there is none: embedded)."""
+    if handler.settings.embedded:
+        return None
+    if ctx.service is None:
+        return StrategyResult.failure(
+            "no_service_control", "this step needs the server stopped: configure a service: block"
+        )
+    result = ctx.service.stop(max(ctx.remaining(), 1.0))
+    return None if result.ok else StrategyResult.failure("stop_failed", f"stop: {result.detail}")
+
+
+def start_server(
+    handler: ChromaHandler, ctx: StrategyContext, restart: bool = False
+) -> StrategyResult | None:
+    """Start (or restart) through the service and wait for a heartbeat; None when it answers."""
+    if handler.settings.embedded:
+        return None
+    if ctx.service is None:
+        return StrategyResult.failure(
+            "no_service_control", "no service: block to start the server with"
+        )
+    action = ctx.service.restart if restart else ctx.service.start
+    result = action(max(ctx.remaining(), 1.0))
+    answering = wait_for_heartbeat(handler, time.monotonic() + min(5.0, ctx.remaining()))
+    if result.ok or (result.failure_type == STARTED_NOT_HEALTHY and answering is None):
+        # A service may report "started but not healthy": the step's own checks judge that.
+        return answering
+    return StrategyResult.failure("start_failed", f"{ctx.service.method}: {result.detail}")
+
+
+def wait_for_heartbeat(handler: ChromaHandler, deadline: float) -> StrategyResult | None:
+    url = f"{handler.settings.url}/api/v2/heartbeat"
+    while True:
+        answer = http_get(url, min(1.0, max(0.05, deadline - time.monotonic())))
+        if answer.status == 200:
+            return None
+        if time.monotonic() >= deadline:
+            return StrategyResult.failure(
+                "server_unreachable", f"no heartbeat after start: {answer.error}"
+            )
+        time.sleep(0.1)
+
+
+# -- collection_reload --------------------------------------------------------------------
+
+
+def collection_reload(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+    """Restart a server that does not answer (through ctx.service), then re-resolve every
+    configured collection in a fresh client and report ids that changed."""
+    restarted = False
+    if not handler.settings.embedded:
+        state = handler.server_state(_deadline(ctx))
+        if state is not None:
+            blocked = _restart_refusal(state.failure_type, ctx)
+            if blocked is not None:
+                return blocked
+            if ctx.dry_run:
+                return StrategyResult.success(
+                    f"would restart the server through {_method(ctx)} ({state.failure_type}) "
+                    f"and re-resolve {len(handler.settings.collections)} collections"
+                )
+            failed = start_server(handler, ctx, restart=True)
+            if failed is not None:
+                return failed
+            restarted = True
+    if ctx.dry_run:
+        return StrategyResult.success(
+            f"would re-resolve {len(handler.settings.collections)} collections"
+        )
+    return _resolve(handler, ctx, restarted)
+
+
+def _method(ctx: StrategyContext) -> str:
+    return ctx.service.method if ctx.service else "-"
+
+
+def _restart_refusal(failure_type: str | None, ctx: StrategyContext) -> StrategyResult | None:
+    if failure_type not in TRANSIENT:
+        return StrategyResult.failure(str(failure_type), "a restart does not fix this; escalating")
+    if not ctx.params.get("restart", True) or ctx.service is None:
+        return StrategyResult.failure(
+            str(failure_type), "the server does not answer and no service control is configured"
+        )
+    return None
+
+
+def _resolve(handler: ChromaHandler, ctx: StrategyContext, restarted: bool) -> StrategyResult:
+    request = {
+        **handler.settings.client_request(),
+        "op": "resolve",
+        "collections": list(handler.settings.collections),
+    }
+    outcome = run_child(request, ctx.remaining())
+    if outcome.failure_type is not None:
+        return StrategyResult.failure(outcome.failure_type, outcome.detail, restarted=restarted)
+    if "error" in outcome.answer:
+        failure = classify_error(outcome.answer.get("error_type", ""), outcome.answer["error"])
+        return StrategyResult.failure(failure, outcome.answer["error"], restarted=restarted)
+    ids: dict[str, str | None] = outcome.answer["ids"]
+    before = handler.remembered_ids()
+    changed = {
+        n: {"from": before[n], "to": i} for n, i in ids.items() if i and before.get(n, i) != i
+    }
+    handler.remember_ids({n: i for n, i in ids.items() if i})
+    missing = sorted(n for n, i in ids.items() if i is None)
+    prefix = "restarted the server; " if restarted else ""
+    changes = "".join(f"; {n}: id changed {c['from']} -> {c['to']}" for n, c in changed.items())
+    if missing:
+        detail = f"{prefix}collections missing: {', '.join(missing)}{changes}"
+        return StrategyResult.failure(
+            "collection_missing", detail, missing=missing, changed=changed
+        )
+    detail = f"{prefix}{len(ids)} collections resolved{changes}"
+    return StrategyResult.success(detail, restarted=restarted, changed=changed, ids=ids)
+
+
+# -- snapshot -----------------------------------------------------------------------------
+
+
+def _persist_dir(handler: ChromaHandler) -> Path | StrategyResult:
+    directory = handler.settings.persist_directory
+    if directory is None:
+        return StrategyResult.failure(
+            "not_configured", "this step needs settings.persist_directory"
+        )
+    return directory
+
+
+def snapshot(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+    """Stop, copy sqlite (backup API) and the segment directories, write the manifest,
+    publish with one rename, start; then apply the retention."""
+    directory = _persist_dir(handler)
+    if isinstance(directory, StrategyResult):
+        return directory
+    if ctx.params.get("require_healthy", True):
+        state = handler.probe_until(
+            time.monotonic() + min(handler.context.probe_timeout, ctx.remaining())
+        )
+        if not state.healthy:
+            detail = (
+                f"not snapshotting an unhealthy store ({state.failure_type}): "
+                "it would become a rollback target"
+            )
+            return StrategyResult.failure("snapshot_refused", detail)
+    short = _space_problem(directory, handler.snapshot_root)
+    if short:
+        return StrategyResult.failure("insufficient_space", short)
+    keep = int(ctx.params.get("keep", 5))
+    if ctx.dry_run:
+        return StrategyResult.success(
+            f"would stop the server, snapshot {directory} into {handler.snapshot_root}, keep {keep}"
+        )
+    started = time.monotonic()
+    made = _snapshot_stopped(handler, ctx, directory)
+    if isinstance(made, StrategyResult):
+        return made
+    pruned = prune(handler.snapshot_root, keep)
+    seconds = round(time.monotonic() - started, 3)
+    detail = (
+        f"snapshot {made.name}: {len(made.manifest['files'])} files, {_counts_text(made.counts())}"
+    )
+    return StrategyResult.success(
+        detail,
+        snapshot=made.name,
+        seconds=seconds,
+        counts=made.counts(),
+        pruned=pruned,
+        bytes=sum(f["size"] for f in made.manifest["files"].values()),
+    )
+
+
+def _snapshot_stopped(
+    handler: ChromaHandler, ctx: StrategyContext, directory: Path
+) -> Snapshot | StrategyResult:
+    stopped = stop_server(handler, ctx)
+    if stopped is not None:
+        return stopped
+    made: Snapshot | StrategyResult
+    try:
+        offline = inspect_directory(directory, handler.settings.collections)
+        if offline.failure_type is not None:
+            made = StrategyResult.failure(
+                "snapshot_refused", f"offline check failed: {offline.detail}"
+            )
+        else:
+            made = create_snapshot(directory, handler.snapshot_root, _facts(offline))
+    finally:
+        restarted = start_server(handler, ctx)
+    if restarted is not None:
+        return restarted
+    return made
+
+
+def _facts(offline: OfflineReport) -> dict[str, Any]:
+    collections = {
+        name: {
+            "id": c.id,
+            "count": c.count,
+            "dimension": c.dimension,
+            "vector_segment": c.vector_segment,
+        }
+        for name, c in offline.collections.items()
+    }
+    return {
+        "collections": collections,
+        "wal": {"rows": offline.wal_rows, "auto_purge": offline.auto_purge},
+    }
+
+
+def _space_problem(directory: Path, root: Path) -> str:
+    anchor = root
+    while not anchor.exists():
+        anchor = anchor.parent
+    need = int(directory_size(directory) * SPACE_MARGIN)
+    free = shutil.disk_usage(anchor).free
+    return "" if free > need else f"snapshot needs about {need} bytes, {free} free under {anchor}"
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return (
+        ", ".join(f"{name}={count}" for name, count in sorted(counts.items())) or "no collections"
+    )
+
+
+# -- snapshot_rollback --------------------------------------------------------------------
+
+
+def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+    """Restore the newest intact snapshot taken with this chromadb version. The current
+    directory is moved to a quarantine next to it, never deleted."""
+    directory = _persist_dir(handler)
+    if isinstance(directory, StrategyResult):
+        return directory
+    chosen, skipped = select_snapshot(handler.snapshot_root, chromadb_version())
+    if chosen is None:
+        reasons = "; ".join(skipped[:5]) or f"none under {handler.snapshot_root}"
+        return StrategyResult.failure(
+            "no_valid_snapshot", f"no restorable snapshot: {reasons}", skipped=skipped[:10]
+        )
+    quarantine = directory.with_name(f"{directory.name}.quarantine-{stamp()}")
+    if ctx.dry_run:
+        return StrategyResult.success(
+            f"would stop the server, move {directory} to {quarantine}, restore {chosen.name} "
+            f"({_counts_text(chosen.counts())}) and start",
+            snapshot=chosen.name,
+            skipped=skipped[:10],
+        )
+    started = time.monotonic()
+    stopped = stop_server(handler, ctx)
+    if stopped is not None:
+        return stopped
+    moved = restore_directory(chosen, directory, quarantine)
+    failed = start_server(handler, ctx)
+    facts: dict[str, Any] = {
+        "snapshot": chosen.name,
+        "quarantine": str(moved) if moved else None,
+        "skipped": skipped[:10],
+    }
+    if failed is not None:
+        return StrategyResult.failure(str(failed.failure_type), failed.detail, **facts)
+    mismatch = _verify_counts(handler, ctx, chosen) if ctx.params.get("verify_counts", True) else ""
+    if mismatch:
+        return StrategyResult.failure("verify_failed", mismatch, **facts)
+    seconds = round(time.monotonic() - started, 3)
+    counts = _counts_text(chosen.counts())
+    detail = f"restored {chosen.name} ({counts}); previous directory kept at {moved}"
+    return StrategyResult.success(detail, seconds=seconds, counts=chosen.counts(), **facts)
+
+
+def _verify_counts(handler: ChromaHandler, ctx: StrategyContext, chosen: Snapshot) -> str:
+    expected = chosen.counts()
+    names = [n for n in handler.settings.collections if n in expected] or sorted(expected)
+    if not names:
+        return ""
+    request = {**handler.settings.client_request(), "op": "counts", "collections": names}
+    outcome = run_child(request, ctx.remaining())
+    if outcome.failure_type is not None or "error" in outcome.answer:
+        return f"could not count after restore: {outcome.detail or outcome.answer.get('error')}"
+    counts: dict[str, int] = outcome.answer["counts"]
+    wrong = [
+        f"{n}: {counts.get(n)} != {expected[n]}" for n in names if counts.get(n) != expected[n]
+    ]
+    return ("counts differ from the manifest: " + "; ".join(wrong)) if wrong else ""
+
+
+# -- index_rebuild ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebuildPlan:
+    name: str
+    path: str | None  # copy | wal | snapshot; None: refused
+    reason: str
+    segment: str | None = None
+    source: Snapshot | None = None
+
+
+def index_rebuild(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+    """Rebuild each damaged collection's vector index by the first path still open:
+    WAL replay (the WAL holds every record), or that segment from the newest snapshot.
+    With no damage, copy every record into a fresh collection (the index is readable)."""
+    directory = _persist_dir(handler)
+    if isinstance(directory, StrategyResult):
+        return directory
+    survey = survey_collections(handler, _deadline(ctx))
+    if isinstance(survey, StrategyResult):
+        return survey
+    allowed = tuple(ctx.params.get("paths") or ("copy", "wal", "snapshot"))
+    damaged = [c for c in survey if c.failure_type is not None]
+    if not damaged:
+        return _copy_rebuild(handler, ctx, survey, allowed)
+    plans = plan_rebuild(handler, directory, damaged, allowed)
+    data: dict[str, Any] = {
+        "plan": [{"collection": p.name, "path": p.path, "reason": p.reason} for p in plans]
+    }
+    summary = "; ".join(f"{p.name}: {p.path or 'refused'} ({p.reason})" for p in plans)
+    runnable = [p for p in plans if p.path]
+    if ctx.dry_run or not runnable:
+        if not runnable:
+            return StrategyResult.failure(
+                "rebuild_impossible", f"no rebuild path: {summary}", **data
+            )
+        return StrategyResult.success(f"would rebuild: {summary}", **data)
+    started = time.monotonic()
+    failed = _execute(handler, ctx, directory, runnable)
+    if failed is not None:
+        return StrategyResult.failure(
+            str(failed.failure_type), f"{failed.detail}; plan: {summary}", **data
+        )
+    data["seconds"] = round(time.monotonic() - started, 3)
+    if len(runnable) < len(plans):
+        return StrategyResult.failure("rebuild_impossible", f"partly rebuilt: {summary}", **data)
+    return StrategyResult.success(f"rebuilt: {summary}", **data)
+
+
+def survey_collections(
+    handler: ChromaHandler, deadline: float
+) -> list[CollectionState] | StrategyResult:
+    """Which configured collections are damaged, and how."""
+    from .chromadb import CollectionState
+
+    if not handler.settings.embedded:
+        state = handler.server_state(deadline)
+        if state is not None:
+            if state.failure_type == "hnsw_missing_silent":
+                offline = inspect_directory(
+                    _must(handler.settings.persist_directory), handler.settings.collections
+                )
+                return [
+                    CollectionState(n, "hnsw_missing_silent", offline.detail)
+                    for n in offline.missing_index
+                ]
+            return StrategyResult.failure(
+                str(state.failure_type), f"index_rebuild cannot act on this: {state.detail}"
+            )
+    deep = handler.deep_probe(deadline)
+    if deep.failure_type is None:
+        return list(deep.collections)
+    # The probe of all collections died (a crash or a hang): probe them one at a time to
+    # find the culprit instead of touching healthy collections.
+    return [_probe_alone(handler, name, deadline) for name in handler.settings.collections]
+
+
+def _probe_alone(handler: ChromaHandler, name: str, deadline: float) -> CollectionState:
+    import dataclasses
+
+    from .chromadb import ChromaHandler, CollectionState
+
+    single = ChromaHandler(handler.context)
+    single.settings = dataclasses.replace(handler.settings, collections=(name,))
+    deep = single.deep_probe(deadline)
+    if deep.failure_type is not None:
+        return CollectionState(name, deep.failure_type, deep.detail)
+    return deep.collections[0]
+
+
+def _must(path: Path | None) -> Path:
+    assert path is not None
+    return path
+
+
+def plan_rebuild(
+    handler: ChromaHandler,
+    directory: Path,
+    damaged: list[CollectionState],
+    allowed: tuple[str, ...],
+) -> list[RebuildPlan]:
+    offline = inspect_directory(directory, handler.settings.collections)
+    newest, _ = select_snapshot(handler.snapshot_root, chromadb_version())
+    return [_plan_one(c, offline, newest, allowed) for c in damaged]
+
+
+def _plan_one(
+    state: CollectionState,
+    offline: OfflineReport,
+    newest: Snapshot | None,
+    allowed: tuple[str, ...],
+) -> RebuildPlan:
+    name = state.name
+    if state.failure_type not in REBUILDABLE:
+        return RebuildPlan(name, None, f"{state.failure_type} is not an index problem")
+    info = offline.collections.get(name)
+    if info is None or info.vector_segment is None:
+        return RebuildPlan(name, None, "collection or its vector segment is not in the sysdb")
+    if "wal" in allowed and offline.wal_covers(name):
+        return RebuildPlan(name, "wal", f"WAL holds all {info.count} records", info.vector_segment)
+    if "snapshot" not in allowed:
+        return RebuildPlan(name, None, "WAL purged and the snapshot path is not allowed")
+    return _snapshot_plan(name, info.vector_segment, info.count, newest)
+
+
+def _snapshot_plan(name: str, segment: str, count: int, newest: Snapshot | None) -> RebuildPlan:
+    if newest is None:
+        return RebuildPlan(name, None, "WAL purged (automatically_purge on) and no intact snapshot")
+    entry = newest.manifest.get("collections", {}).get(name, {})
+    if entry.get("vector_segment") != segment:
+        return RebuildPlan(name, None, f"snapshot {newest.name} holds another segment for {name}")
+    if entry.get("count") != count:
+        reason = f"snapshot {newest.name} has {entry.get('count')} records, the collection {count}"
+        return RebuildPlan(
+            name, None, reason + ": records written since would be missing from the index"
+        )
+    if verify_snapshot(newest, only=segment):
+        return RebuildPlan(name, None, f"snapshot {newest.name}: segment fails its checksum")
+    return RebuildPlan(name, "snapshot", f"segment from snapshot {newest.name}", segment, newest)
+
+
+def _execute(
+    handler: ChromaHandler, ctx: StrategyContext, directory: Path, plans: list[RebuildPlan]
+) -> StrategyResult | None:
+    stopped = stop_server(handler, ctx)
+    if stopped is not None:
+        return stopped
+    quarantine = directory.with_name(f"{directory.name}.quarantine-{stamp()}")
+    try:
+        for plan in plans:
+            segment = _must_segment(plan)
+            if plan.path == "wal":
+                quarantine_entry(directory / segment, quarantine)  # Chroma replays the WAL on load
+            else:
+                assert plan.source is not None
+                restore_segment(plan.source, segment, directory, quarantine)
+    finally:
+        failed = start_server(handler, ctx)
+    return failed
+
+
+def _must_segment(plan: RebuildPlan) -> str:
+    assert plan.segment is not None
+    return plan.segment
+
+
+def _copy_rebuild(
+    handler: ChromaHandler,
+    ctx: StrategyContext,
+    survey: list[CollectionState],
+    allowed: tuple[str, ...],
+) -> StrategyResult:
+    names = list(ctx.params.get("collections") or [c.name for c in survey])
+    if "copy" not in allowed:
+        return StrategyResult.failure(
+            "rebuild_impossible", "no damaged index found and the copy path is not allowed"
+        )
+    if ctx.dry_run:
+        return StrategyResult.success(
+            f"indexes readable: would copy {', '.join(names)} into fresh collections"
+        )
+    started, copied = time.monotonic(), dict[str, Any]()
+    for name in names:
+        request = {
+            **handler.settings.client_request(),
+            "op": "copy",
+            "name": name,
+            "keep_as": f"{name}-pre-rebuild-{stamp()}",
+            "batch_size": int(ctx.params.get("batch_size", 500)),
+        }
+        outcome = run_child(request, ctx.remaining())
+        if outcome.failure_type is not None or "error" in outcome.answer:
+            detail = outcome.detail or str(outcome.answer.get("error"))
+            return StrategyResult.failure(
+                "rebuild_failed", f"copy of {name}: {detail}", copied=copied
+            )
+        copied[name] = outcome.answer
+    seconds = round(time.monotonic() - started, 3)
+    detail = "; ".join(
+        f"{n}: copied {a['copied']} records into {a['new_id']}, old kept as {a['old_id']}"
+        for n, a in copied.items()
+    )
+    return StrategyResult.success(
+        f"path copy: {detail}", path="copy", copied=copied, seconds=seconds
+    )
