@@ -162,6 +162,17 @@ class SettingsError(ValueError):
         self.message = message
 
 
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (fsync of the file is not enough)."""
+    import os
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def trim(text: str, limit: int = DETAIL_LIMIT) -> str:
     """Bound text that goes into audit records; keep the head, which says what happened."""
     text = text.strip()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recovery_cli.handlers.base import fsync_directory
 from recovery_cli.handlers.chromadb_offline import SQLITE_NAME
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -93,7 +94,7 @@ def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any]) -> Snaps
         _write_private(partial / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True))
         final = root / name
         os.rename(partial, final)
-        _fsync_dir(root)
+        fsync_directory(root)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -148,14 +149,6 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_snapshot(path: Path) -> Snapshot | None:
@@ -228,7 +221,7 @@ def restore_directory(snapshot: Snapshot, target: Path, quarantine: Path) -> Pat
         os.rename(target, quarantine)
         moved = quarantine
     os.rename(staging, target)
-    _fsync_dir(target.parent)
+    fsync_directory(target.parent)
     return moved
 
 
@@ -241,7 +234,7 @@ def restore_segment(
     _match_owner(staging, target)
     moved = quarantine_entry(target / segment, quarantine)
     os.rename(staging, target / segment)
-    _fsync_dir(target)
+    fsync_directory(target)
     return moved
 
 

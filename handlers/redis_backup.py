@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery_cli.handlers.base import fsync_directory
+
 FORMAT = "recovery-cli/redis-flush/1"
 PREFIX = "flush-"
 SUFFIX = ".jsonl"
@@ -63,7 +65,7 @@ def write_backup(
     lines += [json.dumps(_entry_record(e)) for e in entries]
     _write_synced(temp, ("\n".join(lines) + "\n").encode())
     os.replace(temp, final)
-    _fsync_dir(directory)
+    fsync_directory(directory)
     return final
 
 
@@ -112,14 +114,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

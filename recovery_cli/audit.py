@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.errors import StateError
+from recovery_cli.handlers.base import fsync_directory
 
 Record = dict[str, Any]
 FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
@@ -84,7 +85,7 @@ class AuditLog:
         except OSError as exc:
             raise StateError(f"cannot open audit file {path}: {exc.strerror}") from exc
         if created:
-            _fsync_dir(self.directory)
+            fsync_directory(self.directory)
         return fd
 
     def _repair_tail(self, fd: int, path: Path) -> int:
@@ -259,11 +260,3 @@ def _lines_reversed(path: Path) -> Iterator[bytes]:
 def _truncate_quietly(fd: int, size: int) -> None:
     with contextlib.suppress(OSError):
         os.ftruncate(fd, size)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

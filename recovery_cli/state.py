@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.errors import StateError
+from recovery_cli.handlers.base import fsync_directory
 
 STATE_VERSION = 1
 TEMP_PREFIX = ".state.json.tmp."
@@ -78,11 +79,7 @@ class StateFile:
             finally:
                 os.close(fd)
             os.replace(temp, self.path)
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_directory(directory)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc.strerror}") from exc

@@ -18,6 +18,7 @@ from recovery_cli.audit import AuditLog, Record, format_ts, new_id
 from recovery_cli.context import Environment
 from recovery_cli.errors import LockTimeout, StateError
 from recovery_cli.locking import FileLock
+from recovery_cli.policy import Outcome
 from recovery_cli.state import State, StateFile
 
 
@@ -32,6 +33,13 @@ class Transaction:
 
     def changed(self) -> None:
         self.dirty = True
+
+    def start_attempt(self, component: str, **fields: Any) -> str:
+        """The intent record, written and fsynced before the first action: it counts against
+        the hourly cap from this moment, even if the process dies mid-recovery."""
+        attempt_id = new_id()
+        self.record("attempt", component, outcome=Outcome.STARTED, attempt_id=attempt_id, **fields)
+        return attempt_id
 
 
 class Store:
