@@ -26,6 +26,29 @@ def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     )
 
 
+def _trace_start(session: Session) -> str | None:
+    """With --verbose: say which config and state dir are used; returns the run's start."""
+    if not session.verbose:
+        return None
+    from recovery_cli.audit import format_ts
+
+    render.err(f"config: {session.config_file}")
+    render.err(f"state dir: {session.state_dir}")
+    return format_ts(session.env.clock.now())
+
+
+def _trace_records(session: Session, since: str | None) -> None:
+    """With --verbose: every audit record this run wrote, oldest first, in full."""
+    if since is None:
+        return
+    store = session.store(read_only=True)
+    mine = [r for r in store.audit.read_back(since=since) if r.get("pid") == session.env.pid]
+    for record in reversed(mine):
+        fields = ("event", "component", "strategy", "outcome", "reason", "attempt_id", "detail")
+        text = " ".join(f"{k}={record[k]}" for k in fields if record.get(k) not in (None, ""))
+        render.err(f"audit {record['ts']} {text}")
+
+
 def recover(
     session: Session,
     names: tuple[str, ...],
@@ -39,6 +62,7 @@ def recover(
     from recovery_cli.orchestrator import RecoverRequest
 
     with handle_errors(session, render.err):
+        since = _trace_start(session)
         orchestrator = _orchestrator(session, read_only=dry_run)
         request = RecoverRequest(
             names, strategy, dry_run, yes, force, operator, session.env.trigger
@@ -50,6 +74,7 @@ def recover(
             render.print_json([r.to_json() for r in reports])
         else:
             render.recover_reports(reports)
+        _trace_records(session, since)
         return int(worst([r.code for r in reports]))
     return int(ExitCode.INTERNAL)  # pragma: no cover - handle_errors always exits
 
@@ -182,6 +207,7 @@ def approve(
             rows = approvals.pending(store.load_state(), store.now())
             render.print_json(rows) if json_output else render.approvals_rows(rows)
             return int(ExitCode.OK)
+        since = _trace_start(session)
         orchestrator = _orchestrator(session)
         if reject:
             if not reason:
@@ -191,6 +217,7 @@ def approve(
             return int(ExitCode.OK)
         report = orchestrator.approve(approval_id, operator)
         render.print_json([report.to_json()]) if json_output else render.recover_reports([report])
+        _trace_records(session, since)
         return int(report.code)
     return int(ExitCode.INTERNAL)  # pragma: no cover
 

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_cli.audit import Record, format_ts, parse_ts
+from recovery_cli.audit import Record, format_ts
 from recovery_cli.errors import UsageError
 from recovery_cli.store import Store
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-FINAL_OUTCOMES = ("success", "failed", "awaiting_approval")
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,3 @@ def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
         StatsRow(c, s, f, int(n), int(ok), round(ok / n, 3), round(total / n, 3))
         for (c, s, f), (n, ok, total) in sorted(runs.items())
     ]
-
-
-def age_seconds(record: Record, now: float) -> float:
-    return now - parse_ts(record["ts"])

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli import approvals, policy
+from recovery_cli import approvals
 from recovery_cli.audit import parse_ts
 from recovery_cli.config import Config
 from recovery_cli.errors import StateError
@@ -89,13 +89,7 @@ def _state_gauges(config: Config, store: Store, registry: CollectorRegistry) -> 
         registry=registry,
     )
     for name in config.components:
-        records = store.audit.read_back(
-            since=policy.lookback_since(now, config.cooldown(name)),
-            contains=f'"component":"{name}"'.encode(),
-        )
-        window = policy.build_window(
-            records, name, config.hourly_cap(name), config.cooldown(name), now
-        )
+        window = store.window(name, config.hourly_cap(name), config.cooldown(name))
         cooldown.labels(name).set(1 if window.cooldown_until else 0)
     degraded = Gauge(
         "infra_degraded_mode_active",

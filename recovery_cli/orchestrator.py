@@ -128,19 +128,13 @@ class Orchestrator(RunParts):
         assert attempt_id is not None
         return self.chain.run_chain(name, chain, probe, attempt_id, request)
 
-    def _window(self, tx: Transaction | None, name: str) -> policy.Window:
-        now = self.store.now()
-        cooldown = self.config.cooldown(name)
-        records = self.store.audit.read_back(
-            since=policy.lookback_since(now, cooldown), contains=f'"component":"{name}"'.encode()
-        )
-        return policy.build_window(records, name, self.config.hourly_cap(name), cooldown, now)
-
     def _decide(self, tx: Transaction, name: str, lock_held: bool) -> policy.Decision:
         now = self.store.now()
         inputs = policy.GateInputs(
             component=name,
-            window=self._window(tx, name),
+            window=self.store.window(
+                name, self.config.hourly_cap(name), self.config.cooldown(name)
+            ),
             disabled=policy.disabled_entry(tx.state.disabled, name, now),
             dependencies_down=self._dependencies_down(name),
             lock_held=lock_held,

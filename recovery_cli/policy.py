@@ -34,8 +34,6 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     AWAITING_APPROVAL = "awaiting_approval"
     SHADOW = "shadow"
-    ERROR = "error"
-    TIMEOUT = "timeout"
     BLOCKED = "blocked"
 
 

@@ -37,8 +37,12 @@ class Session:
     env: Environment = field(default_factory=Environment.from_process)
 
     @cached_property
+    def config_file(self) -> Path:
+        return resolve_config_path(self.config_path, self.env.environ)
+
+    @cached_property
     def config(self) -> Config:
-        return load_config(resolve_config_path(self.config_path, self.env.environ))
+        return load_config(self.config_file)
 
     @cached_property
     def state_dir(self) -> Path:

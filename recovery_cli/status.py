@@ -42,11 +42,7 @@ def component_status(
     now = store.now()
     rows = []
     for name, component in config.components.items():
-        cooldown = config.cooldown(name)
-        records = store.audit.read_back(
-            since=policy.lookback_since(now, cooldown), contains=f'"component":"{name}"'.encode()
-        )
-        window = policy.build_window(records, name, config.hourly_cap(name), cooldown, now)
+        window = store.window(name, config.hourly_cap(name), config.cooldown(name))
         disabled = policy.disabled_entry(state.disabled, name, now)
         result = components.probe(name) if probe else None
         cooldown_until = window.cooldown_until

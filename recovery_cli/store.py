@@ -18,7 +18,7 @@ from recovery_cli.audit import AuditLog, Record, format_ts, new_id
 from recovery_cli.context import Environment
 from recovery_cli.errors import LockTimeout, StateError
 from recovery_cli.locking import FileLock
-from recovery_cli.policy import Outcome
+from recovery_cli.policy import Outcome, Window, build_window, lookback_since
 from recovery_cli.state import State, StateFile
 
 
@@ -103,6 +103,15 @@ class Store:
         if self.read_only:
             return record
         return self.audit.append(record)
+
+    def window(self, component: str, cap: int, cooldown: int) -> Window:
+        """The component's attempt window and cooldown, read from the end of the audit trail
+        (only the last hour, or the cooldown if longer; other components' lines unparsed)."""
+        now = self.now()
+        records = self.audit.read_back(
+            since=lookback_since(now, cooldown), contains=f'"component":"{component}"'.encode()
+        )
+        return build_window(records, component, cap, cooldown, now)
 
     def component_lock(self, component: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{component}.lock")
