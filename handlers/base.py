@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
+import selectors
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 
 DETAIL_LIMIT = 2000
+OUTPUT_LIMIT = 64 * 1024  # bytes of a command's output kept; the rest is read and dropped
+KILL_GRACE_SECONDS = 1.0  # SIGTERM, then this long, then SIGKILL
+AFTER_KILL_SECONDS = 2.0  # how long a killed command's pipe is drained and its exit awaited
 
 
 class Health(enum.StrEnum):
@@ -32,6 +39,9 @@ class ProbeResult:
     detail: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _trim_detail(self)
+
     @property
     def healthy(self) -> bool:
         return self.health is Health.HEALTHY
@@ -42,11 +52,11 @@ class ProbeResult:
 
     @classmethod
     def down(cls, failure_type: str, detail: str = "") -> ProbeResult:
-        return cls(Health.DOWN, failure_type, trim(detail))
+        return cls(Health.DOWN, failure_type, detail)
 
     @classmethod
     def degraded(cls, failure_type: str, detail: str = "") -> ProbeResult:
-        return cls(Health.DEGRADED, failure_type, trim(detail))
+        return cls(Health.DEGRADED, failure_type, detail)
 
 
 @dataclass(frozen=True)
@@ -60,15 +70,23 @@ class StrategyResult:
     retryable: bool = False
     data: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _trim_detail(self)
+
     @classmethod
     def success(cls, detail: str = "", **data: Any) -> StrategyResult:
-        return cls(True, trim(detail), None, False, data)
+        return cls(True, detail, None, False, data)
 
     @classmethod
     def failure(
         cls, failure_type: str, detail: str = "", *, retryable: bool = False, **data: Any
     ) -> StrategyResult:
-        return cls(False, trim(detail), failure_type, retryable, data)
+        return cls(False, detail, failure_type, retryable, data)
+
+
+def _trim_detail(result: ProbeResult | StrategyResult) -> None:
+    """Every way of building a result bounds its detail: it goes into audit records."""
+    object.__setattr__(result, "detail", trim(result.detail))
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ class ComponentContext:
     state_dir: Path
     environ: Mapping[str, str]
     probe_timeout: float = 10.0
+    read_only: bool = False  # status and dry runs: keep nothing on disk
 
     def secret(self, env_key: str) -> str | None:
         """The value of the environment variable named by ``settings[env_key]``."""
@@ -162,6 +181,46 @@ class SettingsError(ValueError):
         self.message = message
 
 
+class UnsafeDirectory(OSError):
+    """A directory the tool would keep its files in is a symlink, not a directory,
+    someone else's, or writable by others."""
+
+
+def private_dir_problem(path: Path) -> str | None:
+    """Why ``path`` is not a directory only root or we can change (``None``: it is)."""
+    import os
+    import stat
+
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symlink; refusing to follow it"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a directory"
+    if info.st_uid not in (0, os.geteuid()):
+        return (
+            f"{path} is owned by uid {info.st_uid}, not by root or by us (uid {os.geteuid()}); "
+            "use a directory you own (e.g. mkdir -m 700)"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"fix it with: chmod go-w {path}"
+        )
+    return None
+
+
+def private_dir(path: Path, parents: bool = False) -> Path:
+    """A directory for the tool's own files: created 0700 when missing. One that exists
+    keeps its mode (the tool never changes a directory it did not create); a symlink, a
+    non-directory or someone else's directory raises ``UnsafeDirectory``."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=parents)
+    problem = private_dir_problem(path)
+    if problem is not None:
+        raise UnsafeDirectory(problem)
+    return path
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename or a new file in ``directory`` durable (fsync of the file is not enough)."""
     import os
@@ -202,9 +261,12 @@ def run_command(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
 ) -> CommandOutcome:
-    """Run an argv list without a shell, with a timeout, capturing stdout+stderr.
+    """Run an argv list without a shell, with a timeout, capturing stdout+stderr (at most
+    ``OUTPUT_LIMIT`` bytes of it).
 
-    The child gets its own session so that a timeout kills the whole process group."""
+    The child gets its own session so that a timeout kills the whole process group; while it
+    runs it is registered, so that a run that gives up on this thread can end it too."""
+    deadline = time.monotonic() + timeout
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -217,26 +279,109 @@ def run_command(
         )
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
         return CommandOutcome(None, f"{argv[0]}: {exc.strerror}", False, missing=True)
+    _RUNNING.add(proc)
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        return _collect(proc, deadline)
+    except BaseException:  # Ctrl-C or SIGTERM in the thread that waits: the child goes too
         _kill_group(proc)
-        try:
-            out, _ = proc.communicate(timeout=2)
-        except subprocess.TimeoutExpired:  # a grandchild left its own group holding the pipe
-            out = b""
-            if proc.stdout is not None:
-                proc.stdout.close()
-        return CommandOutcome(None, out.decode(errors="replace"), True)
-    return CommandOutcome(proc.returncode, out.decode(errors="replace"), False)
+        raise
+    finally:
+        _RUNNING.discard(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _collect(proc: subprocess.Popen[bytes], deadline: float) -> CommandOutcome:
+    assert proc.stdout is not None
+    output, eof = _read_capped(proc.stdout, deadline, OUTPUT_LIMIT)
+    if eof and _exited(proc, deadline - time.monotonic()):
+        return CommandOutcome(proc.returncode, output.decode(errors="replace"), False)
+    _kill_group(proc)
+    # whatever the killed group still wrote; a grandchild that left the group may hold the
+    # pipe open, hence the bound
+    rest, _ = _read_capped(
+        proc.stdout, time.monotonic() + AFTER_KILL_SECONDS, OUTPUT_LIMIT - len(output)
+    )
+    _exited(proc, AFTER_KILL_SECONDS)
+    return CommandOutcome(None, (output + rest).decode(errors="replace"), True)
+
+
+def _read_capped(stream: IO[bytes], deadline: float, limit: int) -> tuple[bytes, bool]:
+    """Read ``stream`` until EOF (True) or ``deadline`` (False), keeping the first ``limit``
+    bytes. The rest is read and dropped: the child must never block on a full pipe, and its
+    flood of output must not become our memory."""
+    kept = bytearray()
+    fd = stream.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            chunk = os.read(fd, OUTPUT_LIMIT)
+            if not chunk:
+                return bytes(kept), True
+            kept += chunk[: max(0, limit - len(kept))]
+    return bytes(kept), False
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait (with a timeout, so another thread's ``poll`` is never locked out) for the exit."""
+    try:
+        proc.wait(timeout=max(0.0, timeout))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    import os
-    import signal
+    _signal_group(proc.pid, signal.SIGKILL)
 
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+class _RunningCommands:
+    """The commands ``run_command`` has started and not yet reaped, with the thread that
+    started each. Each leads its own process group, out of reach of the terminal's Ctrl-C,
+    so a run that gives up on a thread (timeout, Ctrl-C, SIGTERM) must end them itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # pid -> (thread, proc)
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs[proc.pid] = (threading.get_ident(), proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.pop(proc.pid, None)
+
+    def started_by(self, thread: int | None) -> list[subprocess.Popen[bytes]]:
+        with self._lock:
+            return [p for t, p in self._procs.values() if thread is None or t == thread]
+
+
+_RUNNING = _RunningCommands()
+
+
+def end_commands(thread: int | None = None, grace: float = KILL_GRACE_SECONDS) -> int:
+    """End the process group of every running command that ``thread`` started (all of them
+    when ``None``): SIGTERM, up to ``grace`` seconds for the leaders to exit, then SIGKILL
+    for whatever is left. Returns how many groups were signalled."""
+    procs = _RUNNING.started_by(thread)
+    try:
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(proc.poll() is None for proc in procs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:  # a second Ctrl-C during the grace must not spare them
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGKILL)
+    return len(procs)
 
 
 class BaseHandler:

@@ -230,7 +230,7 @@ class ChromaHandler(BaseHandler):
 
     def _remember_ids(self, deep: DeepProbe) -> None:
         ids = {c.name: c.id for c in deep.collections if c.id}
-        if ids and ids != self.remembered_ids():
+        if ids and ids != self.remembered_ids() and not self.context.read_only:
             self.remember_ids(ids)
 
     # -- strategies and preflight -------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.handlers.base import fsync_directory, private_dir
 from recovery_cli.handlers.chromadb_offline import SQLITE_NAME
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -69,9 +69,7 @@ def stamp() -> str:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
-    return path
+    return private_dir(path, parents=True)
 
 
 def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any]) -> Snapshot:

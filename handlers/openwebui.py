@@ -77,7 +77,7 @@ class OpenWebUIHandler(BaseHandler):
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)
         self.settings = OpenWebUISettings.from_mapping(context.settings)
-        self.files = HandlerFiles(context.state_dir, context.name)
+        self.files = HandlerFiles(context.state_dir, context.name, context.read_only)
 
     # -- config --------------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .base import private_dir
+
 # The config keys (as in GET /api/v1/configs/export) a recovery may change and must restore.
 MODEL_KEYS = {
     "DEFAULT_MODELS": "ui.default_models",
@@ -48,8 +50,9 @@ class StoredToken:
 
 
 class HandlerFiles:
-    def __init__(self, state_dir: Path, component: str) -> None:
+    def __init__(self, state_dir: Path, component: str, read_only: bool = False) -> None:
         self.dir = state_dir / component
+        self.read_only = read_only  # status and dry runs keep nothing on disk
 
     # -- token ---------------------------------------------------------------------------------
 
@@ -133,8 +136,9 @@ class HandlerFiles:
             return None
 
     def _write(self, name: str, data: Any) -> None:
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
+        if self.read_only:
+            return
+        private_dir(self.dir)
         target = self.dir / name
         tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

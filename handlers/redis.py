@@ -135,9 +135,11 @@ class RedisHandler(BaseHandler):
         with contextlib.suppress(OSError, ValueError):
             previous = json.loads(path.read_text(encoding="utf-8"))
         with contextlib.suppress(OSError):
-            _replace_file(
-                component_dir(self.context.state_dir, self.context.name) / PROBE_STATE, current
-            )
+            if not self.context.read_only:
+                _replace_file(
+                    component_dir(self.context.state_dir, self.context.name) / PROBE_STATE,
+                    current,
+                )
         if previous.get("run_id") != current["run_id"]:
             return None
         return int(previous.get("rejected_connections", 0))

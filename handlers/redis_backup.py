@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.handlers.base import fsync_directory, private_dir
 
 FORMAT = "recovery-cli/redis-flush/1"
 PREFIX = "flush-"
@@ -47,10 +47,7 @@ class Backup:
 
 
 def component_dir(state_dir: Path, component: str) -> Path:
-    path = state_dir / component
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
+    return private_dir(state_dir / component)
 
 
 def write_backup(

@@ -176,7 +176,7 @@ class SystemHandler(BaseHandler):
             metrics[f"process_count:{spec.name}"] = float(len(running))
             if not running:
                 findings.append(Finding("process_down", Health.DOWN, f"{spec.name} is not running"))
-            elif spec.restart == "respawn":
+            elif spec.restart == "respawn" and not self.context.read_only:
                 system_procs.record_identity(self.own_dir, spec, running[0])
         return findings
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .base import private_dir
+
 if TYPE_CHECKING:
     import psutil
 
@@ -128,7 +130,7 @@ def record_identity(state_dir: Path, spec: ProcessSpec, proc: psutil.Process) ->
     if not identity["argv"]:
         return  # kernel thread or already exiting
     path = identity_path(state_dir, spec)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path.parent, parents=True)
     if _same_identity(load_identity(state_dir, spec), identity):
         return
     tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cleanup, system_procs
-from .base import Check, StrategyContext, StrategyResult, run_command, trim
+from .base import Check, StrategyContext, StrategyResult, private_dir, run_command, trim
 from .system_procs import ProcessSpec
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def _respawn(
         if old
         else "not running"
     )
-    handler.own_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(handler.own_dir)
     log = handler.own_dir / f"{spec.name}.log"
     try:
         pid = system_procs.respawn(identity, log, max(1.0, ctx.remaining() / 2))

@@ -1,42 +1,91 @@
-"""Best-effort alerts: Alertmanager API v2 or a plain JSON webhook. Time-limited; a failed
-alert is reported to the caller as text and never fails or blocks a recovery."""
+"""Best-effort alerts: Alertmanager API v2 or a plain JSON webhook.
+
+Alerts are queued while a component is locked and sent once it is released. Each call has
+a total deadline (connect, send and every read together), so a slow or trickling endpoint
+costs at most ``timeout_seconds``; a failed alert is reported as text and never fails or
+blocks a recovery."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from recovery_cli.audit import format_ts
 from recovery_cli.config import Alerting
 
 
-def send_alert(
-    alerting: Alerting, name: str, labels: Mapping[str, str], summary: str, now: float
-) -> list[str]:
+@dataclass(frozen=True)
+class PendingAlert:
+    name: str
+    labels: Mapping[str, str]
+    summary: str
+    at: float
+
+
+@dataclass
+class Outbox:
+    """Alerts raised during a run, sent when no lock is held."""
+
+    pending: list[PendingAlert] = field(default_factory=list)
+
+    def add(self, name: str, labels: Mapping[str, str], summary: str, at: float) -> None:
+        self.pending.append(PendingAlert(name, dict(labels), summary, at))
+
+    def flush(self, alerting: Alerting) -> list[str]:
+        pending, self.pending = self.pending, []
+        return [line for alert in pending for line in send_alert(alerting, alert)]
+
+
+def send_alert(alerting: Alerting, alert: PendingAlert) -> list[str]:
     """Send to every configured target; returns one line per failure (empty: all sent)."""
+    targets = _targets(alerting, alert)
+    if not targets:
+        return []
+    import asyncio
+
+    return asyncio.run(_post_all(targets, alerting.timeout_seconds))
+
+
+def _targets(alerting: Alerting, alert: PendingAlert) -> list[tuple[str, object]]:
     targets: list[tuple[str, object]] = []
     if alerting.alertmanager_url:
-        url = alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-        alert = {
-            "labels": {"alertname": name, **labels},
-            "annotations": {"summary": summary},
-            "startsAt": format_ts(now),
+        body = {
+            "labels": {"alertname": alert.name, **alert.labels},
+            "annotations": {"summary": alert.summary},
+            "startsAt": format_ts(alert.at),
         }
-        targets.append((url, [alert]))
+        targets.append((alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts", [body]))
     if alerting.webhook_url:
-        targets.append(
-            (
-                alerting.webhook_url,
-                {"alert": name, "labels": dict(labels), "summary": summary, "ts": format_ts(now)},
-            )
-        )
-    return [error for url, body in targets if (error := _post(url, body, alerting.timeout_seconds))]
+        hook = {
+            "alert": alert.name,
+            "labels": dict(alert.labels),
+            "summary": alert.summary,
+            "ts": format_ts(alert.at),
+        }
+        targets.append((alerting.webhook_url, hook))
+    return targets
 
 
-def _post(url: str, body: object, timeout: float) -> str:
+async def _post_all(targets: Sequence[tuple[str, object]], deadline: float) -> list[str]:
+    import asyncio
+
+    import httpx
+
+    async with httpx.AsyncClient(timeout=deadline) as client:
+        errors = await asyncio.gather(*(_post(client, u, b, deadline) for u, b in targets))
+    return [error for error in errors if error]
+
+
+async def _post(client: Any, url: str, body: object, deadline: float) -> str:
+    import asyncio
+
     import httpx
 
     try:
-        response = httpx.post(url, json=body, timeout=timeout)
+        response = await asyncio.wait_for(client.post(url, json=body), timeout=deadline)
+    except TimeoutError:
+        return f"alert to {url} failed: no answer within {deadline:g}s"
     except httpx.HTTPError as exc:
         return f"alert to {url} failed: {type(exc).__name__}"
     if response.status_code >= 300:

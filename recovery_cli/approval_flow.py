@@ -21,6 +21,11 @@ class ApprovalFlow(RunParts):
         self.chain = chain
 
     def approve(self, approval_id: str, operator: str | None) -> ComponentReport:
+        report = self._approve(approval_id, operator)
+        self.chain.send_alerts()  # never while the component lock is held
+        return report
+
+    def _approve(self, approval_id: str, operator: str | None) -> ComponentReport:
         approval = self._usable_approval(approval_id)
         name = approval["component"]
         request = RecoverRequest(components=(name,), operator=operator, trigger="approve")

@@ -107,9 +107,10 @@ def find(state: State, prefix: str) -> dict[str, Any]:
 
 def check_usable(approval: Mapping[str, Any], now: float) -> None:
     status = approval["status"]
-    if status == PENDING and approval["expires"] <= now:
+    if status in (PENDING, "expired") and approval["expires"] <= now:
         raise ApprovalRefused(
-            f"approval {approval['id']} expired at {format_ts(approval['expires'])}"
+            f"approval {approval['id']} expired at {format_ts(approval['expires'])}; "
+            f"run `recovery recover {approval['component']}` for a fresh one"
         )
     if status != PENDING:
         raise ApprovalRefused(

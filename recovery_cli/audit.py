@@ -1,12 +1,16 @@
-"""The audit trail: JSON Lines, one file per UTC day, append-only.
+"""The audit trail: JSON Lines, one file per UTC day, append-only, hash-chained.
 
 Writers hold the state lock; each record is one ``os.write`` on an ``O_APPEND`` descriptor,
-length-checked and fsynced. A torn last line (crash, full disk) is cut off by the next writer
-and kept aside in ``audit/torn/``; readers skip and count it. Every record carries the sha256
-of the line before it, so an edited or truncated trail is detectable (``verify``).
+length-checked and fsynced. Records always go to the newest day file (a clock stepped back
+across midnight does not reopen an older one), so file order is write order and the chain
+can be checked file by file. A torn last line (crash, full disk) is cut off by the next writer,
+whatever its length, and kept aside in ``audit/torn/``; readers skip and count it. Every
+record carries the digest of the line before it (sha256, or HMAC-SHA256 with a key file), and
+the store keeps the chain head (file, end offset, digest) in the state file, so an edited,
+truncated or deleted tail is detectable too (``verify``).
 
-Timestamps are fixed-width RFC 3339 UTC strings, so they compare correctly as text: readers
-find a window's edge without parsing every line.
+Readers are linear in file size and bounded in memory: a line longer than ``MAX_LINE`` is
+skipped and counted, never held whole.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,20 +30,31 @@ from typing import Any
 
 from recovery_cli.errors import StateError
 from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.statedir import open_private, private_subdir
 
 Record = dict[str, Any]
 FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 GENESIS_HASH = "0" * 64
-READ_BLOCK = 1 << 16
-TAIL_PROBE = 1 << 16
+KEYED_PREFIX = "hmac:"
+BLOCK = 1 << 20
+MAX_LINE = 4 << 20  # records the store writes are bounded far below this
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format_ts(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(TS_FORMAT)
 
 
 def parse_ts(text: str) -> float:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+    return dt.datetime.strptime(text, TS_FORMAT).replace(tzinfo=dt.UTC).timestamp()
+
+
+def parse_ts_or(value: object, default: float) -> float:
+    """A record's ``ts``, or ``default`` when it is missing or unparseable."""
+    try:
+        return parse_ts(str(value))
+    except ValueError:
+        return default
 
 
 def new_id() -> str:
@@ -49,39 +65,101 @@ def line_hash(line: bytes) -> str:
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """Where the trail ended after the last write: the file, its size, the last digest."""
+
+    file: str
+    offset: int
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "offset": self.offset, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: object) -> ChainHead | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(str(data["file"]), int(data["offset"]), str(data["digest"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclass
 class ReadStats:
     corrupt_lines: int = 0
 
 
+class Digester:
+    """The chain's digest of a line: sha256, or HMAC-SHA256 under a secret key."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key
+
+    def new(self) -> Any:
+        if self.key is None:
+            return hashlib.sha256()
+        return hmac.new(self.key, digestmod=hashlib.sha256)
+
+    def finish(self, state: Any) -> str:
+        digest: str = state.hexdigest()
+        return digest if self.key is None else KEYED_PREFIX + digest
+
+    def of(self, line: bytes) -> str:
+        state = self.new()
+        state.update(line.rstrip(b"\n"))
+        return self.finish(state)
+
+
 class AuditLog:
-    def __init__(self, directory: Path, redact: Callable[[str], str] = lambda s: s) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        redact: Callable[[str], str] = lambda s: s,
+        key: bytes | None = None,
+    ) -> None:
         self.directory = directory
         self.redact = redact
+        self.digester = Digester(key)
         self.stats = ReadStats()
 
     # -- writing (caller holds the state lock) ---------------------------------------------
 
-    def append(self, record: Record) -> Record:
-        """Write one record durably; returns it with ``prev_hash`` filled in."""
-        path = self.directory / f"{record['ts'][:10]}.jsonl"
+    def append(self, record: Record) -> tuple[Record, ChainHead]:
+        """Write one record durably; returns it with ``prev_hash`` filled in, and the new
+        chain head."""
+        path = self._target(record["ts"][:10])
         fd = self._open_for_append(path)
         try:
             size = self._repair_tail(fd, path)
-            record["prev_hash"] = self._previous_hash(fd, size, path)
-            data = (
-                self.redact(json.dumps(record, separators=(",", ":"), default=str)).encode() + b"\n"
+            record["prev_hash"] = (
+                self._digest_before(fd, size) if size else self._last_digest_before(path)
             )
+            data = self._encode(record)
             self._write_once(fd, data, size, path)
         finally:
             os.close(fd)
-        return record
+        return record, ChainHead(path.name, size + len(data), self.digester.of(data))
+
+    def _encode(self, record: Record) -> bytes:
+        clean = _map_strings(record, self.redact)
+        return self.redact(json.dumps(clean, separators=(",", ":"), default=str)).encode() + b"\n"
+
+    def _target(self, day: str) -> Path:
+        """Today's file, unless a newer one exists: then that (the clock went back)."""
+        files = self.files()
+        if files and files[-1].name[:10] >= day:
+            return files[-1]
+        if files:  # a new day starts: leave yesterday's file without a torn tail
+            with contextlib.suppress(OSError), _opened(files[-1], os.O_RDWR) as fd:
+                self._repair_tail(fd, files[-1])
+        return self.directory / f"{day}.jsonl"
 
     def _open_for_append(self, path: Path) -> int:
-        created = not path.exists()
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        created = not os.path.lexists(path)
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         except OSError as exc:
             raise StateError(f"cannot open audit file {path}: {exc.strerror}") from exc
         if created:
@@ -89,35 +167,40 @@ class AuditLog:
         return fd
 
     def _repair_tail(self, fd: int, path: Path) -> int:
-        """Cut a torn last line (no trailing newline) and keep it aside; returns the size."""
+        """Move a torn last line (no trailing newline), whatever its length, to
+        ``audit/torn/`` and cut it off; returns the size of the complete part."""
         size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return size
-        start = max(0, size - TAIL_PROBE)
-        tail = os.pread(fd, size - start, start)
-        cut = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
-        fragment = os.pread(fd, size - cut, cut)
-        torn_dir = self.directory / "torn"
-        torn_dir.mkdir(mode=0o700, exist_ok=True)
-        (torn_dir / f"{path.stem}.{cut}.torn").write_bytes(fragment)
+        cut = _line_start(fd, size)
+        torn_dir = private_subdir(self.directory / "torn")
+        name = f"{path.stem}.{cut}.{new_id()}.torn"
+        torn = open_private(torn_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            for offset in range(cut, size, BLOCK):
+                os.write(torn, os.pread(fd, min(BLOCK, size - offset), offset))
+            os.fsync(torn)
+        finally:
+            os.close(torn)
         os.ftruncate(fd, cut)
         os.fsync(fd)
         return cut
 
-    def _previous_hash(self, fd: int, size: int, path: Path) -> str:
-        if size == 0:
-            return self._hash_of_previous_file(path)
-        start = max(0, size - TAIL_PROBE)
-        tail = os.pread(fd, size - start, start).rstrip(b"\n")
-        return line_hash(tail.rsplit(b"\n", 1)[-1])
+    def _digest_before(self, fd: int, end: int) -> str:
+        """Digest of the complete line that ends at ``end`` (any length)."""
+        start = _line_start(fd, end - 1)
+        state = self.digester.new()
+        for offset in range(start, end - 1, BLOCK):
+            state.update(os.pread(fd, min(BLOCK, end - 1 - offset), offset))
+        return str(self.digester.finish(state))
 
-    def _hash_of_previous_file(self, path: Path) -> str:
+    def _last_digest_before(self, path: Path) -> str:
         older = [p for p in self.files() if p.name < path.name]
-        if not older:
-            return GENESIS_HASH
-        for line in _lines_reversed(older[-1]):
-            if line:
-                return line_hash(line)
+        for candidate in reversed(older):
+            with _opened(candidate, os.O_RDONLY) as fd:
+                size = _complete_size(fd)
+                if size:
+                    return self._digest_before(fd, size)
         return GENESIS_HASH
 
     def _write_once(self, fd: int, data: bytes, size: int, path: Path) -> None:
@@ -134,31 +217,63 @@ class AuditLog:
             _truncate_quietly(fd, size)
             raise StateError(f"cannot write audit record to {path}: {exc.strerror}") from exc
 
+    # -- the chain head -------------------------------------------------------------------
+
+    def head_damage(self, head: ChainHead | None) -> str | None:
+        """What happened to the trail since ``head`` was recorded: ``None`` if it is intact
+        (records written after it are fine: a run may die before saving the new head)."""
+        if head is None:
+            return None
+        path = self.directory / head.file
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return f"audit file {head.file} holding the newest records is missing (deleted?)"
+        except OSError as exc:
+            return f"audit file {head.file} cannot be read: {exc.strerror}"
+        try:
+            size = os.fstat(fd).st_size
+            if size < head.offset:
+                return f"{head.file} was cut from {head.offset} to {size} bytes (truncated?)"
+            if os.pread(fd, 1, head.offset - 1) != b"\n" or (
+                self._digest_before(fd, head.offset) != head.digest
+            ):
+                return f"{head.file}: the record before byte {head.offset} was changed"
+        finally:
+            os.close(fd)
+        return None
+
     # -- reading ------------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
         return sorted(
-            p for p in self.directory.iterdir() if FILE_PATTERN.match(p.name) and p.is_file()
+            p
+            for p in self.directory.iterdir()
+            if FILE_PATTERN.match(p.name) and not p.is_symlink() and p.is_file()
         )
+
+    def files_since(self, day: str) -> list[Path]:
+        """Files that can hold records dated ``day`` or later (future-dated ones included)."""
+        return [p for p in self.files() if p.name[:10] >= day]
 
     def read_back(
         self, since: str | None = None, until: str | None = None, contains: bytes | None = None
     ) -> Iterator[Record]:
-        """Records newest first (file order, newest file first), stopping at the first record
-        older than ``since``. ``contains`` skips lines without that byte string unparsed.
+        """Records newest first (file order, newest file first). Every record of the files
+        that can hold ``since`` or later is looked at: one misdated record never hides the
+        rest. ``contains`` skips lines without that byte string unparsed.
 
         Records dated in the future (a clock stepped back) are returned: they stay inside
         every window until real time passes them."""
-        for path in reversed(self.files()):
-            if since is not None and path.name[:10] < since[:10]:
-                return
-            for line in self._lines(path):
+        files = self.files_since(since[:10]) if since else self.files()
+        for path in reversed(files):
+            for line in self._lines_back(path):
                 ts = _ts_of(line)
-                if since is not None and ts is not None and ts < since:
-                    return
-                if until is not None and ts is not None and ts > until:
+                if ts is not None and (
+                    (since is not None and ts < since) or (until is not None and ts > until)
+                ):
                     continue
                 if contains is not None and contains not in line:
                     continue
@@ -167,24 +282,40 @@ class AuditLog:
                     yield record
 
     def read_forward(self, since: str | None = None) -> Iterator[Record]:
-        for path in self.files():
-            if since is not None and path.name[:10] < since[:10]:
-                continue
-            with path.open("rb") as handle:
-                for line in handle:
-                    if not line.endswith(b"\n"):
-                        self.stats.corrupt_lines += 1
-                        continue
-                    record = self._parse(line)
-                    if record is not None and (since is None or str(record.get("ts", "")) >= since):
-                        yield record
+        files = self.files_since(since[:10]) if since else self.files()
+        for path in files:
+            for line in self._lines_forward(path):
+                record = self._parse(line)
+                if record is not None and (since is None or str(record.get("ts", "")) >= since):
+                    yield record
 
-    def _lines(self, path: Path) -> Iterator[bytes]:
+    def matching(self, since_day: str, needle: bytes) -> Iterator[Record]:
+        """Every record containing ``needle`` in the files from ``since_day`` on, in file
+        order. The search runs over whole blocks, so the lines that do not match are never
+        split or parsed (the attempt window reads this way)."""
+        for path in self.files_since(since_day):
+            for line in _lines_containing(path, needle):
+                record = self._parse(line)
+                if record is not None:
+                    yield record
+
+    def _lines_back(self, path: Path) -> Iterator[bytes]:
         lines = _lines_reversed(path)
         last = next(lines, b"")
         if last:  # text after the final newline: a torn tail
             self.stats.corrupt_lines += 1
-        yield from (line for line in lines if line)
+        for line in lines:
+            if line is None:
+                self.stats.corrupt_lines += 1
+            elif line:
+                yield line
+
+    def _lines_forward(self, path: Path) -> Iterator[bytes]:
+        for line, _digest in _lines_with_digests(path, None):
+            if line is None or not line.endswith(b"\n"):
+                self.stats.corrupt_lines += 1
+            else:
+                yield line
 
     def _parse(self, line: bytes) -> Record | None:
         try:
@@ -192,7 +323,7 @@ class AuditLog:
         except ValueError:
             self.stats.corrupt_lines += 1
             return None
-        if not isinstance(record, dict) or "ts" not in record:
+        if not isinstance(record, dict) or not isinstance(record.get("ts"), str):
             self.stats.corrupt_lines += 1
             return None
         return record
@@ -200,37 +331,77 @@ class AuditLog:
     # -- maintenance --------------------------------------------------------------------------
 
     def prune(self, retention_days: int, now: float) -> list[Path]:
-        cutoff = format_ts(now - retention_days * 86400)[:10]
-        removed = [p for p in self.files() if p.name[:10] < cutoff]
+        """Delete day files older than the retention. The age is measured from the newest
+        record or the clock, whichever is earlier, and the newest ``retention_days`` files
+        are always kept: a clock running fast can never empty the trail."""
+        files = self.files()
+        reference = min(now, self._newest_ts(files, now))
+        cutoff = format_ts(max(0.0, reference - retention_days * 86400))[:10]
+        removed = [p for p in files[: max(0, len(files) - retention_days)] if p.name < cutoff]
         for path in removed:
             path.unlink()
         return removed
 
-    def verify(self) -> list[str]:
-        """Problems with the hash chain, one line each (empty: intact)."""
+    def _newest_ts(self, files: list[Path], default: float) -> float:
+        for path in reversed(files):
+            for line in self._lines_back(path):
+                return parse_ts_or(_ts_of(line), default)
+        return default
+
+    def verify(self, head: ChainHead | None = None) -> list[str]:
+        """Problems with the hash chain and the chain head, one line each (empty: intact)."""
         problems: list[str] = []
         previous: str | None = None
+        keyed_seen = False
         for path in self.files():
-            with path.open("rb") as handle:
-                for number, line in enumerate(handle, 1):
-                    problems += _check_link(path, number, line, previous)
-                    previous = line_hash(line)
+            for number, (line, digest) in enumerate(_lines_with_digests(path, self.digester), 1):
+                where = f"{path.name}:{number}"
+                link, keyed = _check_link(where, line, previous, self.digester)
+                if keyed_seen and not keyed and line is not None:
+                    link.append(f"{where}: not keyed after keyed records (re-chained?)")
+                problems += link
+                keyed_seen = keyed_seen or keyed
+                previous = digest
+        damage = self.head_damage(head)
+        if damage:
+            problems.append(f"chain head: {damage}")
         return problems
 
 
-def _check_link(path: Path, number: int, line: bytes, previous: str | None) -> list[str]:
+def _check_link(
+    where: str, line: bytes | None, previous: str | None, digester: Digester
+) -> tuple[list[str], bool]:
+    """(problems, whether the line is keyed) for one line against the digest before it."""
+    if line is None:
+        return [f"{where}: line longer than {MAX_LINE} bytes"], False
     if not line.endswith(b"\n"):
-        return [f"{path.name}:{number}: torn line"]
+        return [f"{where}: torn line"], False
     try:
-        recorded = json.loads(line).get("prev_hash")
-    except (ValueError, AttributeError):
-        return [f"{path.name}:{number}: not a JSON record"]
-    if previous is not None and recorded != previous:
-        return [
-            f"{path.name}:{number}: prev_hash does not match the line before "
-            "(edited or removed lines)"
-        ]
-    return []
+        record = json.loads(line)
+    except ValueError:
+        return [f"{where}: not a JSON record"], False
+    if not isinstance(record, dict):
+        return [f"{where}: not a JSON record"], False
+    recorded = str(record.get("prev_hash"))
+    keyed = recorded.startswith(KEYED_PREFIX)
+    problems = []
+    if keyed and digester.key is None:
+        problems.append(f"{where}: keyed record; set audit.hmac_key_file to check it")
+    elif previous is not None and recorded != previous:
+        problems.append(f"{where}: prev_hash does not match the line before (edited or removed)")
+    if parse_ts_or(record.get("ts"), -1.0) < 0:
+        problems.append(f"{where}: unparseable ts {str(record.get('ts'))[:40]!r}")
+    return problems, keyed
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {fn(str(k)): _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn) for v in value]
+    return value
 
 
 def _ts_of(line: bytes) -> str | None:
@@ -240,21 +411,115 @@ def _ts_of(line: bytes) -> str | None:
     return None
 
 
-def _lines_reversed(path: Path) -> Iterator[bytes]:
-    """Lines from the end. The first item is whatever follows the last newline."""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        position = handle.tell()
-        buffer = b""
+@contextlib.contextmanager
+def _opened(path: Path, flags: int) -> Iterator[int]:
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last newline before ``end`` (0 if there is none)."""
+    position = end
+    while position > 0:
+        step = min(BLOCK, position)
+        position -= step
+        found = os.pread(fd, step, position).rfind(b"\n")
+        if found >= 0:
+            return position + found + 1
+    return 0
+
+
+def _complete_size(fd: int) -> int:
+    """The size of the part of the file that ends with a newline."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        return _line_start(fd, size)
+    return size
+
+
+def _lines_reversed(path: Path) -> Iterator[bytes | None]:
+    """Lines from the end, each read once: linear in the file size. The first item is
+    whatever follows the last newline; a line longer than ``MAX_LINE`` comes as ``None``."""
+    with _opened(path, os.O_RDONLY) as fd:
+        position = os.fstat(fd).st_size
+        pending: list[bytes] = []  # pieces of the current line, newest first
+        pending_size = 0
         while position > 0:
-            step = min(READ_BLOCK, position)
+            step = min(BLOCK, position)
             position -= step
-            handle.seek(position)
-            buffer = handle.read(step) + buffer
-            parts = buffer.split(b"\n")
-            buffer = parts[0]
-            yield from reversed(parts[1:])
-        yield buffer
+            block = os.pread(fd, step, position)
+            end = len(block)
+            cut = block.rfind(b"\n", 0, end)
+            while cut >= 0:
+                yield _assemble(block[cut + 1 : end], pending, pending_size)
+                pending, pending_size = [], 0
+                end = cut
+                cut = block.rfind(b"\n", 0, end)
+            if pending_size <= MAX_LINE:
+                pending.append(block[:end])
+            pending_size += end
+        yield _assemble(b"", pending, pending_size)
+
+
+def _assemble(head: bytes, pending: list[bytes], pending_size: int) -> bytes | None:
+    if pending_size + len(head) > MAX_LINE:
+        return None
+    return head + b"".join(reversed(pending)) if pending else head
+
+
+def _lines_with_digests(
+    path: Path, digester: Digester | None
+) -> Iterator[tuple[bytes | None, str | None]]:
+    """Lines from the start, with their chain digest when ``digester`` is given. A line
+    longer than ``MAX_LINE`` comes as ``None`` (its digest still computed, streamed)."""
+    with _opened(path, os.O_RDONLY) as fd, os.fdopen(os.dup(fd), "rb") as handle:
+        while True:
+            line: bytes = handle.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) <= MAX_LINE or line.endswith(b"\n"):
+                yield line, digester.of(line) if digester else None
+                continue
+            yield None, _stream_rest(handle, line, digester)
+
+
+def _stream_rest(handle: Any, start: bytes, digester: Digester | None) -> str | None:
+    state = digester.new() if digester else None
+    chunk = start
+    while chunk:
+        piece = chunk.rstrip(b"\n") if chunk.endswith(b"\n") else chunk
+        if state is not None:
+            state.update(piece)
+        if chunk.endswith(b"\n"):
+            break
+        chunk = handle.readline(BLOCK)
+    return digester.finish(state) if digester and state is not None else None
+
+
+def _lines_containing(path: Path, needle: bytes) -> Iterator[bytes]:
+    """Complete lines of ``path`` that contain ``needle``, found block by block."""
+    with _opened(path, os.O_RDONLY) as fd:
+        size = os.fstat(fd).st_size
+        carry = b""
+        offset = 0
+        while offset < size:
+            block = carry + os.pread(fd, min(BLOCK, size - offset), offset)
+            offset += BLOCK
+            end = block.rfind(b"\n") + 1
+            yield from _matches_in(block[:end], needle)
+            carry = block[end:] if len(block) - end <= MAX_LINE else b""
+
+
+def _matches_in(data: bytes, needle: bytes) -> Iterator[bytes]:
+    found = data.find(needle)
+    while found >= 0:
+        start = data.rfind(b"\n", 0, found) + 1
+        end = data.find(b"\n", found) + 1
+        yield data[start:end]
+        found = data.find(needle, end)
 
 
 def _truncate_quietly(fd: int, size: int) -> None:

@@ -3,12 +3,14 @@ the attempt's end: success, failure (cooldown, degraded modes, alert) or a pendi
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from recovery_cli import approvals
-from recovery_cli.alerts import send_alert
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.alerts import Outbox
+from recovery_cli.exitcodes import ExitCode, Terminated, interrupt_exit_code
 from recovery_cli.handlers.base import ProbeResult, StrategyContext, StrategyResult
 from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.reports import ComponentReport, StepReport
@@ -18,6 +20,12 @@ from recovery_cli.store import Transaction
 
 
 class ChainRunner(RunParts):
+    outbox: Outbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = Outbox()
+
     def run_chain(
         self,
         name: str,
@@ -37,7 +45,11 @@ class ChainRunner(RunParts):
                 return self._await_approval(
                     name, strategy, failure_type, attempt_id, request, steps, started
                 )
-            step, after = self._step(name, strategy, failure_type, attempt_id, request)
+            try:
+                step, after = self._step(name, strategy, failure_type, attempt_id, request)
+            except (KeyboardInterrupt, Terminated) as exc:
+                self._interrupted(name, strategy, failure_type, attempt_id, request, started, exc)
+                raise
             steps.append(step)
             if after.healthy:
                 return self._succeeded(name, attempt_id, request, steps, started, after)
@@ -92,6 +104,35 @@ class ChainRunner(RunParts):
             run.tries,
         )
         return report, after
+
+    def _interrupted(
+        self,
+        name: str,
+        strategy: str,
+        failure_type: str | None,
+        attempt_id: str,
+        request: RecoverRequest,
+        started: float,
+        exc: BaseException,
+    ) -> None:
+        """Ctrl-C or SIGTERM mid-step: the step's commands are already ended (runtime);
+        record the step and the attempt, then the exception unwinds and releases the locks."""
+        signal_name = signal.Signals(interrupt_exit_code(exc) - 128).name
+        detail = f"{strategy} interrupted by {signal_name}"
+        with self.store.transaction(self.wait) as tx:
+            tx.record(
+                "step",
+                name,
+                strategy=strategy,
+                attempt_id=attempt_id,
+                trigger=request.trigger,
+                outcome=Outcome.INTERRUPTED,
+                failure_type=failure_type,
+                detail=detail,
+            )
+            self._finish(
+                tx, name, attempt_id, Outcome.INTERRUPTED, started, request, failure_type, detail
+            )
 
     def _apply_mode_requests(
         self, name: str, result: StrategyResult, request: RecoverRequest
@@ -317,5 +358,9 @@ class ChainRunner(RunParts):
         )
 
     def _alert(self, alert: str, name: str, summary: str) -> None:
+        """Queued: sent by the caller once the component lock is released."""
         labels = {"component": name, "severity": self.config.components[name].priority}
-        self.warnings += send_alert(self.config.alerting, alert, labels, summary, self.store.now())
+        self.outbox.add(alert, labels, summary, self.store.now())
+
+    def send_alerts(self) -> None:
+        self.warnings += self.outbox.flush(self.config.alerting)

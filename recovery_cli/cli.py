@@ -4,13 +4,15 @@ Core modules are imported inside each command so that ``recovery --help`` stays 
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recovery_cli import __version__
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.exitcodes import Terminated, interrupt_exit_code
 
 if TYPE_CHECKING:
     from recovery_cli.session import Session
@@ -51,7 +53,7 @@ def main_options(
         ),
     ] = None,
     state_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--state-dir",
             help="State directory (else $RECOVERY_STATE_DIR, the config's state_dir, "
@@ -258,7 +260,13 @@ def metrics(
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C, so the running step's commands are ended and recorded
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app()
-    except KeyboardInterrupt:
-        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        raise SystemExit(int(interrupt_exit_code(exc))) from None
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated

@@ -21,9 +21,8 @@ def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     def confirm(component: str, strategy: str, summary: str) -> bool:
         return render.ask(f"{summary} Approve")
 
-    return Orchestrator(
-        session.config, session.store(read_only), session.env, session.components, confirm
-    )
+    components = session.read_only_components if read_only else session.components
+    return Orchestrator(session.config, session.store(read_only), session.env, components, confirm)
 
 
 def _trace_start(session: Session) -> str | None:
@@ -147,7 +146,7 @@ def _verify(store: object) -> int:
     from recovery_cli.store import Store
 
     assert isinstance(store, Store)
-    problems = store.audit.verify()
+    problems = store.audit.verify(store.chain_head())
     for problem in problems:
         render.out(problem)
     render.err(
@@ -261,7 +260,10 @@ def status(session: Session, no_probe: bool, explain: bool, json_output: bool) -
 
     with handle_errors(session, render.err):
         rows = component_status(
-            session.config, session.store(read_only=True), session.components, not no_probe
+            session.config,
+            session.store(read_only=True),
+            session.read_only_components,
+            not no_probe,
         )
         if json_output:
             render.print_json([r.to_json() for r in rows])

@@ -51,3 +51,9 @@ class StateError(RecoveryError):
     """The state directory cannot be used (permissions, full disk, unreadable files)."""
 
     exit_code = ExitCode.INTERNAL
+
+
+class UntrustedStateDir(RecoveryError):
+    """The state dir (or a parent) could be changed by another user, or is a symlink."""
+
+    exit_code = ExitCode.USAGE

@@ -12,9 +12,20 @@ class ExitCode(enum.IntEnum):
     BLOCKED = 3  # blocked by policy: cooldown, cap, disabled, approval, dependency, lock
     INTERNAL = 4  # internal error; traceback in the state dir's log
     INTERRUPTED = 130  # Ctrl-C / SIGINT
+    TERMINATED = 143  # SIGTERM (128 + 15, as shells report it)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler (``cli.main``): unwinds like Ctrl-C,
+    so ``with`` blocks release their locks and the interrupted step is recorded."""
 
 
 SEVERITY = (ExitCode.INTERNAL, ExitCode.UNHEALTHY, ExitCode.BLOCKED, ExitCode.OK)
+
+
+def interrupt_exit_code(exc: BaseException) -> ExitCode:
+    """The exit code for a run ended by Ctrl-C (``KeyboardInterrupt``) or SIGTERM."""
+    return ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED
 
 
 def worst(codes: list[ExitCode]) -> ExitCode:

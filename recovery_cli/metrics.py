@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli import approvals
-from recovery_cli.audit import parse_ts
+from recovery_cli.audit import parse_ts_or
 from recovery_cli.config import Config
 from recovery_cli.errors import StateError
 from recovery_cli.store import Store
@@ -72,7 +72,9 @@ def _count_records(
             attempts.labels(component, strategy, record["outcome"]).inc()
             duration.labels(component).observe(float(record.get("duration_s") or 0))
             if record["outcome"] == "success":
-                last_success.labels(component).set(parse_ts(record["ts"]))
+                when = parse_ts_or(record["ts"], 0.0)
+                if when:
+                    last_success.labels(component).set(when)
         elif event == "blocked":
             blocked.labels(component, str(record.get("reason"))).inc()
 

@@ -12,6 +12,7 @@ from recovery_cli.errors import UsageError
 from recovery_cli.exitcodes import ExitCode
 from recovery_cli.graph import topological_order
 from recovery_cli.handlers.base import ProbeResult
+from recovery_cli.locking import FileLock
 from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.registry import HandlerUnavailable
 from recovery_cli.reports import ComponentReport, StepReport
@@ -93,12 +94,19 @@ class Orchestrator(RunParts):
         if request.dry_run:
             return self._dry_run(name, probe, request)
         with self.store.component_lock(name) as lock:
-            acquired = lock.acquire(self.config.defaults.lock_wait_seconds)
-            if acquired and lock.waited > WAITED_FOR_LOCK:
-                probe = self.components.probe(name, fresh=True)
-                if probe.healthy and not request.force:
-                    return self._healthy(name, probe, request)
-            return self._gate_and_run(name, probe, request, lock_held=not acquired)
+            report = self._locked(name, probe, request, lock)
+        self.chain.send_alerts()  # never while the component lock is held
+        return report
+
+    def _locked(
+        self, name: str, probe: ProbeResult, request: RecoverRequest, lock: FileLock
+    ) -> ComponentReport:
+        acquired = lock.acquire(self.config.defaults.lock_wait_seconds)
+        if acquired and lock.waited > WAITED_FOR_LOCK:
+            probe = self.components.probe(name, fresh=True)
+            if probe.healthy and not request.force:
+                return self._healthy(name, probe, request)
+        return self._gate_and_run(name, probe, request, lock_held=not acquired)
 
     def _healthy(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
         if not request.dry_run:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery_cli.audit import Record, format_ts, parse_ts
+from recovery_cli.audit import Record, format_ts, parse_ts_or
 
 WINDOW_SECONDS = 3600
 
@@ -35,6 +35,7 @@ class Outcome(enum.StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     SHADOW = "shadow"
     BLOCKED = "blocked"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM mid-step; the step's commands were ended
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def build_window(
     for record in records:
         if record.get("event") != "attempt" or record.get("component") != component:
             continue
-        ts = parse_ts(record["ts"])
+        ts = parse_ts_or(record.get("ts"), now)  # unreadable: counted as now, never freed
         outcome = record.get("outcome")
         if outcome == Outcome.STARTED and ts > now - WINDOW_SECONDS:
             starts.append(ts)

@@ -4,9 +4,12 @@ Data goes to stdout, diagnostics to stderr."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from recovery_cli.handlers.base import trim
 
 if TYPE_CHECKING:
     from recovery_cli.audit import Record
@@ -25,12 +28,30 @@ def use_redactor(redact: Callable[[str], str]) -> None:
 
 
 def err(line: str) -> None:
-    print(_redact(line), file=sys.stderr)
+    _emit(sys.stderr, _redact(line) + "\n")
 
 
 def out(text: str) -> None:
     text = _redact(text)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _emit(sys.stdout, text if text.endswith("\n") else text + "\n")
+
+
+def _emit(stream: TextIO, text: str) -> None:
+    """Write and flush; a reader that went away (``| head -1``) silences the stream
+    instead of failing the command, so its exit code stays the real one."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        _discard(stream)
+
+
+def _discard(stream: TextIO) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def print_json(data: Any) -> None:
@@ -38,7 +59,7 @@ def print_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    cells = [["" if v is None else _redact(str(v)) for v in row] for row in rows]
+    cells = [["" if v is None else trim(_redact(str(v))) for v in row] for row in rows]
     if sys.stdout.isatty():
         _rich_table(headers, cells, title)
         return
@@ -58,7 +79,10 @@ def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str | None
         grid.add_column(header, overflow="fold")
     for row in rows:
         grid.add_row(*row)
-    Console().print(grid)
+    try:
+        Console().print(grid)
+    except BrokenPipeError:
+        _discard(sys.stdout)
 
 
 def recover_reports(reports: Sequence[ComponentReport]) -> None:

@@ -19,6 +19,7 @@ from recovery_cli.handlers.base import (
     ProbeResult,
     ServiceControl,
     StrategyResult,
+    end_commands,
 )
 from recovery_cli.registry import HandlerUnavailable, build_handler
 
@@ -37,7 +38,10 @@ class Crashed:
 
 
 def call_with_timeout(fn: Callable[[], T], timeout: float) -> T | TimedOut | Crashed:
-    """Run ``fn`` in a daemon thread; give up waiting after ``timeout`` seconds."""
+    """Run ``fn`` in a daemon thread; give up waiting after ``timeout`` seconds.
+
+    Giving up on the thread ends the commands it started; Ctrl-C or SIGTERM while waiting
+    ends every command still running, then propagates (the caller records it)."""
     box: list[T | Crashed] = []
 
     def target() -> None:
@@ -48,8 +52,13 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T | TimedOut | Cra
 
     worker = threading.Thread(target=target, name="recovery-call", daemon=True)
     worker.start()
-    worker.join(timeout)
+    try:
+        worker.join(timeout)
+    except BaseException:  # KeyboardInterrupt, Terminated: this run is over, so are its commands
+        end_commands()
+        raise
     if not box:
+        end_commands(worker.ident)
         return TimedOut(timeout)
     return box[0]
 
@@ -57,10 +66,13 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T | TimedOut | Cra
 class Components:
     """Handlers and service controls for the configured components, built on first use."""
 
-    def __init__(self, config: Config, env: Environment, state_dir: Path) -> None:
+    def __init__(
+        self, config: Config, env: Environment, state_dir: Path, read_only: bool = False
+    ) -> None:
         self.config = config
         self.env = env
         self.state_dir = state_dir
+        self.read_only = read_only  # status and dry runs: handlers keep nothing on disk
         self._handlers: dict[str, BaseHandler] = {}
         self._probes: dict[str, ProbeResult] = {}
 
@@ -73,6 +85,7 @@ class Components:
             state_dir=self.state_dir,
             environ=self.env.environ,
             probe_timeout=self.config.probe_timeout(name),
+            read_only=self.read_only,
         )
 
     def handler(self, name: str) -> BaseHandler:

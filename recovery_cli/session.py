@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,18 +20,19 @@ from recovery_cli.config import (
     secret_values,
 )
 from recovery_cli.context import Environment
-from recovery_cli.errors import RecoveryError
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import RecoveryError, UsageError
+from recovery_cli.exitcodes import ExitCode, Terminated, interrupt_exit_code
+from recovery_cli.redaction import Redactor
 from recovery_cli.runtime import Components
 from recovery_cli.store import Store
 
-REDACTED = "***"
+ERROR_LOG = "errors.log"
 
 
 @dataclass
 class Session:
     config_path: Path | None = None
-    state_dir_option: Path | None = None
+    state_dir_option: str | Path | None = None  # as given: an empty one is refused
     verbose: bool = False
     env: Environment = field(default_factory=Environment.from_process)
 
@@ -47,24 +47,28 @@ class Session:
     @cached_property
     def state_dir(self) -> Path:
         if self.state_dir_option is not None:
-            return self.state_dir_option
+            if not str(self.state_dir_option).strip():
+                raise UsageError("--state-dir is empty; give a directory")
+            return Path(self.state_dir_option)
         if self.env.environ.get("RECOVERY_STATE_DIR"):
             return Path(self.env.environ["RECOVERY_STATE_DIR"])
         if self.config.state_dir:
             return Path(self.config.state_dir)
         return default_state_dir(self.env.environ)
 
-    @cached_property
-    def secrets(self) -> list[str]:
-        try:
-            return secret_values(self.config, self.env.environ)
-        except RecoveryError:
-            return []
+    @property
+    def redactor(self) -> Redactor:
+        """Secrets named by the loaded config; none while no config loaded (an error
+        handler must never load, and fail on, the config again)."""
+        if "config" not in self.__dict__:
+            return Redactor()
+        if "_redactor" not in self.__dict__:
+            self.__dict__["_redactor"] = Redactor(secret_values(self.config, self.env.environ))
+        redactor: Redactor = self.__dict__["_redactor"]
+        return redactor
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return self.redactor(text)
 
     def store(self, read_only: bool = False) -> Store:
         return Store(self.state_dir, self.env, self.redact, read_only=read_only)
@@ -73,43 +77,65 @@ class Session:
     def components(self) -> Components:
         return Components(self.config, self.env, self.state_dir)
 
-    def error_log(self) -> Path:
-        """Where tracebacks go: the state dir when usable, else the temp dir."""
+    @cached_property
+    def read_only_components(self) -> Components:
+        """Handlers that keep nothing on disk (for status and dry runs)."""
+        return Components(self.config, self.env, self.state_dir, read_only=True)
+
+    def error_log(self) -> Path | None:
+        """Where tracebacks go: the state dir, when it is known, exists and is trusted;
+        never anywhere else (a shared temp dir could hold someone's symlink)."""
+        from recovery_cli.statedir import check_trusted
+
         try:
-            directory = self.state_dir
-            if os.access(directory, os.W_OK):
-                return directory / "errors.log"
-        except Exception:  # the config itself may be what failed
-            pass
-        return Path(tempfile.gettempdir()) / "recovery-cli-errors.log"
+            directory = self._known_state_dir()
+            if directory is None or not check_trusted(directory):
+                return None
+        except RecoveryError:
+            return None
+        return directory / ERROR_LOG
+
+    def _known_state_dir(self) -> Path | None:
+        """The state dir, if it can be told without loading a config that failed."""
+        needs_config = self.state_dir_option is None and not self.env.environ.get(
+            "RECOVERY_STATE_DIR"
+        )
+        if needs_config and "config" not in self.__dict__:
+            return None
+        return self.state_dir
 
 
 @contextmanager
 def handle_errors(session: Session, emit: Callable[[str], None]) -> Iterator[None]:
-    """Known errors: their lines and exit code. Ctrl-C: 130. Anything else: one line,
-    traceback to the error log, exit 4. Never a traceback on screen."""
+    """Known errors: their lines and exit code. Ctrl-C: 130, SIGTERM: 143. Anything else:
+    one line, traceback to the error log, exit 4. Never a traceback on screen."""
     try:
         yield
     except RecoveryError as exc:
         for line in exc.lines():
             emit(session.redact(line))
         raise SystemExit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        emit("interrupted")
-        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        code = interrupt_exit_code(exc)
+        emit("interrupted" if code is ExitCode.INTERRUPTED else "terminated")
+        raise SystemExit(int(code)) from None
     except Exception as exc:  # the last line of defence
         log = session.error_log()
-        _append_traceback(log, session.redact("".join(traceback.format_exception(exc))))
-        emit(session.redact(f"unexpected error: {type(exc).__name__}: {exc} (traceback in {log})"))
+        text = session.redact("".join(traceback.format_exception(exc)))
+        where = f"traceback in {log}" if log and _append_traceback(log, text) else "no log written"
+        emit(session.redact(f"unexpected error: {type(exc).__name__}: {exc} ({where})"))
         raise SystemExit(int(ExitCode.INTERNAL)) from None
 
 
-def _append_traceback(log: Path, text: str) -> None:
+def _append_traceback(log: Path, text: str) -> bool:
+    from recovery_cli.statedir import open_private
+
     try:
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, f"--- pid {os.getpid()} argv {sys.argv[1:]}\n{text}".encode())
         finally:
             os.close(fd)
     except OSError:
-        pass
+        return False
+    return True

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recovery_cli.errors import StateError
 from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.statedir import open_private
 
 STATE_VERSION = 1
 TEMP_PREFIX = ".state.json.tmp."
+MAX_STATE_BYTES = 16 << 20
+MAPPINGS = ("approvals", "disabled", "degraded")
 
 
 @dataclass
@@ -24,6 +29,8 @@ class State:
     disabled: dict[str, dict[str, Any]] = field(default_factory=dict)
     degraded: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_run: float | None = None
+    # where the audit trail ended after the last write: see ``audit.ChainHead``
+    chain_head: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,15 +39,28 @@ class State:
             "disabled": self.disabled,
             "degraded": self.degraded,
             "last_run": self.last_run,
+            "chain_head": self.chain_head,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
+        """Raises ``ValueError`` naming the first field of the wrong shape."""
+        for key in MAPPINGS:
+            value = data.get(key) or {}
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ValueError(f"{key!r} must map names to objects")
+        last_run = data.get("last_run")
+        if last_run is not None and (
+            isinstance(last_run, bool) or not isinstance(last_run, int | float)
+        ):
+            raise ValueError("'last_run' must be a number")
+        head = data.get("chain_head")
         return cls(
             approvals=dict(data.get("approvals") or {}),
             disabled=dict(data.get("disabled") or {}),
             degraded=dict(data.get("degraded") or {}),
-            last_run=data.get("last_run"),
+            last_run=last_run,
+            chain_head=head if isinstance(head, dict) else None,
         )
 
 
@@ -50,29 +70,39 @@ class StateFile:
 
     def load(self) -> State:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self._read()
         except FileNotFoundError:
             return State()
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
         try:
-            data = json.loads(text)
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("it does not hold a JSON object")
+            return State.from_json(data)
         except ValueError as exc:
             raise StateError(
-                f"state file {self.path} is not valid JSON ({exc}); move it aside to start afresh"
-            ) from exc
-        if not isinstance(data, dict):
-            raise StateError(f"state file {self.path} does not hold a JSON object")
-        return State.from_json(data)
+                f"state file {self.path} is not valid ({exc}); move it aside to start afresh"
+            ) from None
+
+    def _read(self) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StateError(f"state file {self.path} is not a regular file")
+            raw = os.read(fd, MAX_STATE_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_STATE_BYTES:
+            raise StateError(f"state file {self.path} is larger than {MAX_STATE_BYTES} bytes")
+        return raw
 
     def save(self, state: State) -> None:
         directory = self.path.parent
-        temp = directory / f"{TEMP_PREFIX}{os.getpid()}"
+        temp = directory / f"{TEMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}"
         payload = json.dumps(state.to_json(), indent=1, sort_keys=True).encode()
         try:
-            fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-            )
+            fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 _write_all(fd, payload)
                 os.fsync(fd)
@@ -88,7 +118,7 @@ class StateFile:
         """Remove temp files left by a process killed mid-write (caller holds the lock)."""
         removed = 0
         for leftover in self.path.parent.glob(f"{TEMP_PREFIX}*"):
-            leftover.unlink(missing_ok=True)
+            leftover.unlink(missing_ok=True)  # unlink never follows a symlink
             removed += 1
         return removed
 

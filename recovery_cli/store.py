@@ -2,21 +2,22 @@
 
 Every read-decide-write of policy state happens inside ``Store.transaction()``, which holds
 the directory's one flock for a bounded wait. ``read_only`` stores (``--dry-run``, ``status``)
-never create or change anything on disk."""
+never create or change anything on disk. The directory is used only when it can be trusted
+(see ``statedir``)."""
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.audit import AuditLog, Record, format_ts, new_id
+from recovery_cli import statedir
+from recovery_cli.audit import AuditLog, ChainHead, Record, format_ts, new_id
 from recovery_cli.context import Environment
-from recovery_cli.errors import LockTimeout, StateError
+from recovery_cli.errors import LockTimeout
+from recovery_cli.limits import bounded
 from recovery_cli.locking import FileLock
 from recovery_cli.policy import Outcome, Window, build_window, lookback_since
 from recovery_cli.state import State, StateFile
@@ -27,9 +28,29 @@ class Transaction:
     store: Store
     state: State
     dirty: bool = False
+    head_checked: bool = False
 
     def record(self, event: str, component: str | None, **fields: Any) -> Record:
-        return self.store.append(event, component, **fields)
+        if self.store.read_only:
+            return self.store.build_record(event, component, fields)
+        if not self.head_checked:
+            self.head_checked = True
+            self._record_damage()
+        record, head = self.store.audit.append(self.store.build_record(event, component, fields))
+        self.state.chain_head = head.to_json()
+        self.dirty = True
+        return record
+
+    def _record_damage(self) -> None:
+        """A trail cut, edited or deleted since the last write is recorded in the trail
+        itself before anything else, so the evidence outlives the next run."""
+        damage = self.store.audit.head_damage(ChainHead.from_json(self.state.chain_head))
+        if damage is not None:
+            _, head = self.store.audit.append(
+                self.store.build_record("audit_damaged", None, {"detail": damage})
+            )
+            self.state.chain_head = head.to_json()
+            self.dirty = True
 
     def changed(self) -> None:
         self.dirty = True
@@ -49,22 +70,30 @@ class Store:
         env: Environment,
         redact: Callable[[str], str] = lambda s: s,
         read_only: bool = False,
+        audit_key: bytes | None = None,
     ) -> None:
         self.root = root
         self.env = env
         self.read_only = read_only
-        self.audit = AuditLog(root / "audit", redact)
+        self.audit = AuditLog(root / "audit", redact, audit_key)
         self.state_file = StateFile(root / "state.json")
+        exists = statedir.check_trusted(root)
         if not read_only:
-            self._ensure_layout()
+            self._ensure_layout(exists)
+        elif exists:
+            self._check_layout()
 
-    def _ensure_layout(self) -> None:
-        try:
-            for directory in (self.root, self.root / "audit", self.root / "locks"):
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _check_private(directory)
-        except OSError as exc:
-            raise StateError(f"cannot use state directory {self.root}: {exc.strerror}") from exc
+    def _ensure_layout(self, exists: bool) -> None:
+        if not exists:
+            statedir.create_state_dir(self.root)
+        for directory in (self.root / "audit", self.root / "locks"):
+            statedir.private_subdir(directory)
+
+    def _check_layout(self) -> None:
+        """Read-only runs create nothing, but still refuse a symlinked audit dir."""
+        for directory in (self.root / "audit", self.root / "locks"):
+            if directory.is_symlink():
+                statedir.private_subdir(directory)  # raises: a symlink
 
     def now(self) -> float:
         return self.env.clock.now()
@@ -74,10 +103,10 @@ class Store:
         if self.read_only:
             yield Transaction(self, self.load_state())
             return
-        with FileLock(self.root / "lock") as lock:
+        with FileLock(self.root, directory=True) as lock:
             if not lock.acquire(wait):
                 raise LockTimeout(
-                    f"another recovery run holds {self.root / 'lock'} (waited {wait:g}s)"
+                    f"another recovery run holds the lock on {self.root} (waited {wait:g}s)"
                 )
             self.state_file.sweep_temp_files()
             tx = Transaction(self, self.state_file.load())
@@ -88,9 +117,9 @@ class Store:
     def load_state(self) -> State:
         return self.state_file.load()
 
-    def append(self, event: str, component: str | None, **fields: Any) -> Record:
-        """Append one audit record (caller holds the transaction). A read-only store only
-        builds the record, so dry runs can show what they would have written."""
+    def build_record(self, event: str, component: str | None, fields: dict[str, Any]) -> Record:
+        """One audit record, every text in it bounded (``limits.bounded``). The first four
+        fields always come in this order: the window's search relies on it."""
         record: Record = {
             "ts": format_ts(self.now()),
             "id": new_id(),
@@ -99,30 +128,20 @@ class Store:
             "host": self.env.host,
             "pid": self.env.pid,
         }
-        record.update({k: v for k, v in fields.items() if v is not None})
-        if self.read_only:
-            return record
-        return self.audit.append(record)
+        record.update({k: bounded(v) for k, v in fields.items() if v is not None})
+        return record
+
+    def chain_head(self) -> ChainHead | None:
+        return ChainHead.from_json(self.load_state().chain_head)
 
     def window(self, component: str, cap: int, cooldown: int) -> Window:
-        """The component's attempt window and cooldown, read from the end of the audit trail
-        (only the last hour, or the cooldown if longer; other components' lines unparsed)."""
+        """The component's attempt window and cooldown, from every attempt record of the
+        day files that can hold the last hour (or the cooldown, if longer), future-dated
+        files included; other records are never parsed."""
         now = self.now()
-        records = self.audit.read_back(
-            since=lookback_since(now, cooldown), contains=f'"component":"{component}"'.encode()
-        )
+        needle = f'"event":"attempt","component":"{component}"'.encode()
+        records = self.audit.matching(lookback_since(now, cooldown)[:10], needle)
         return build_window(records, component, cap, cooldown, now)
 
     def component_lock(self, component: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{component}.lock")
-
-    def component_dir(self, component: str) -> Path:
-        return self.root / component
-
-
-def _check_private(directory: Path) -> None:
-    info = directory.lstat()
-    if stat.S_ISLNK(info.st_mode):
-        raise StateError(f"state directory {directory} is a symlink; refusing to use it")
-    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(directory, 0o700)

@@ -45,7 +45,7 @@ def test_exit_3_blocked_by_policy(ws: Workspace) -> None:
 def test_exit_4_internal_error_logs_traceback(ws: Workspace) -> None:
     one(ws, ["false"], ["true"])
     ws.state.mkdir(mode=0o700)
-    (ws.state / "state.json").write_text(json.dumps({"approvals": ["not", "a", "mapping"]}))
+    (ws.state / "state.json").write_text(json.dumps({"approvals": {"x": {"id": "x"}}}))
     result = ws.run("recover")
     assert result.returncode == ExitCode.INTERNAL
     assert "Traceback" not in result.stderr
@@ -53,24 +53,35 @@ def test_exit_4_internal_error_logs_traceback(ws: Workspace) -> None:
     assert "Traceback" in (ws.state / "errors.log").read_text()
 
 
-def test_exit_4_state_dir_unusable(ws: Workspace) -> None:
+def test_exit_2_state_dir_not_a_directory(ws: Workspace) -> None:
     one(ws, ["false"], ["true"])
     ws.state.write_text("a file, not a directory")
     result = ws.run("recover")
-    assert result.returncode == ExitCode.INTERNAL
-    assert "cannot use state directory" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.returncode == ExitCode.USAGE
+    assert "is not a directory" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_exit_130_interrupted(ws: Workspace) -> None:
+def signalled_mid_step(ws: Workspace, signum: int) -> tuple[int, str]:
     one(ws, ["false"], ["sleep", "5"])
     proc = ws.popen("recover")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not ws.state.joinpath("audit").exists():
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    return proc.returncode, stderr
+
+
+def test_exit_130_interrupted(ws: Workspace) -> None:
+    code, stderr = signalled_mid_step(ws, signal.SIGINT)
+    assert code == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+
+
+def test_exit_143_terminated(ws: Workspace) -> None:
+    code, stderr = signalled_mid_step(ws, signal.SIGTERM)
+    assert code == ExitCode.TERMINATED, stderr
     assert "Traceback" not in stderr
 
 
