@@ -48,7 +48,7 @@ def main() -> None:
             f"  app:\n    kind: command\n    {unhealthy}",
         )
         config_path.write_text(
-            text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000000}\n"
+            text + "defaults: {cooldown_seconds: 600, max_attempts_per_hour: 1000}\n"
         )
         config = load_config(config_path)
         env = Environment(environ={"USER": "bench"})

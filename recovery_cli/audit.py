@@ -36,9 +36,11 @@ Record = dict[str, Any]
 FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 GENESIS_HASH = "0" * 64
 KEYED_PREFIX = "hmac:"
+DAMAGE_EVENT = "audit_damaged"  # written by the next writer that finds the tail changed
 BLOCK = 1 << 20
 MAX_LINE = 4 << 20  # records the store writes are bounded far below this
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 def format_ts(epoch: float) -> str:
@@ -46,7 +48,12 @@ def format_ts(epoch: float) -> str:
 
 
 def parse_ts(text: str) -> float:
-    return dt.datetime.strptime(text, TS_FORMAT).replace(tzinfo=dt.UTC).timestamp()
+    """Epoch seconds of an RFC 3339 time (ours: ``2026-11-22T10:00:00.000000Z``); a time
+    without a zone is UTC. Raises ``ValueError`` for anything else."""
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
 
 
 def parse_ts_or(value: object, default: float) -> float:
@@ -289,12 +296,16 @@ class AuditLog:
                 if record is not None and (since is None or str(record.get("ts", "")) >= since):
                     yield record
 
-    def matching(self, since_day: str, needle: bytes) -> Iterator[Record]:
-        """Every record containing ``needle`` in the files from ``since_day`` on, in file
-        order. The search runs over whole blocks, so the lines that do not match are never
-        split or parsed (the attempt window reads this way)."""
-        for path in self.files_since(since_day):
+    def matching(self, since: str, needle: bytes) -> Iterator[Record]:
+        """Every record containing ``needle`` and not dated before ``since``, in the files
+        that can hold such records, in file order. The search runs over whole blocks, so
+        lines that do not match are never split or parsed (the attempt window reads this
+        way). A record whose ``ts`` cannot be read is kept: its reader decides."""
+        for path in self.files_since(since[:10]):
             for line in _lines_containing(path, needle):
+                ts = _ts_of(line)
+                if ts is not None and ts < since and TS_SHAPE.match(ts):
+                    continue
                 record = self._parse(line)
                 if record is not None:
                     yield record
@@ -391,6 +402,8 @@ def _check_link(
         problems.append(f"{where}: prev_hash does not match the line before (edited or removed)")
     if parse_ts_or(record.get("ts"), -1.0) < 0:
         problems.append(f"{where}: unparseable ts {str(record.get('ts'))[:40]!r}")
+    if record.get("event") == DAMAGE_EVENT:
+        problems.append(f"{where}: damage found by a later write: {record.get('detail')}")
     return problems, keyed
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli import statedir
-from recovery_cli.audit import AuditLog, ChainHead, Record, format_ts, new_id
+from recovery_cli.audit import DAMAGE_EVENT, AuditLog, ChainHead, Record, format_ts, new_id
 from recovery_cli.context import Environment
 from recovery_cli.errors import LockTimeout
 from recovery_cli.limits import bounded
@@ -47,7 +47,7 @@ class Transaction:
         damage = self.store.audit.head_damage(ChainHead.from_json(self.state.chain_head))
         if damage is not None:
             _, head = self.store.audit.append(
-                self.store.build_record("audit_damaged", None, {"detail": damage})
+                self.store.build_record(DAMAGE_EVENT, None, {"detail": damage})
             )
             self.state.chain_head = head.to_json()
             self.dirty = True
@@ -140,7 +140,7 @@ class Store:
         files included; other records are never parsed."""
         now = self.now()
         needle = f'"event":"attempt","component":"{component}"'.encode()
-        records = self.audit.matching(lookback_since(now, cooldown)[:10], needle)
+        records = self.audit.matching(lookback_since(now, cooldown), needle)
         return build_window(records, component, cap, cooldown, now)
 
     def component_lock(self, component: str) -> FileLock:

@@ -9,7 +9,7 @@ import pytest
 
 from recovery_cli.cli import app
 from recovery_cli.exitcodes import ExitCode
-from recovery_cli.policy import BlockReason
+from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.registry import KINDS, is_available
 
 ROOT = Path(__file__).parents[1]
@@ -30,6 +30,7 @@ EVENTS = (
     "degraded_exit",
     "hook",
     "drill",
+    "audit_damaged",
 )
 
 
@@ -65,6 +66,11 @@ def test_every_exit_code_is_in_the_playbook(code: ExitCode) -> None:
 @pytest.mark.parametrize("reason", list(BlockReason), ids=[r.value for r in BlockReason])
 def test_every_gate_reason_is_in_the_playbook(reason: BlockReason) -> None:
     assert f"`{reason.value}`" in PLAYBOOK
+
+
+@pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
+def test_every_outcome_is_in_the_playbook(outcome: Outcome) -> None:
+    assert f"`{outcome.value}`" in PLAYBOOK
 
 
 @pytest.mark.parametrize("event", EVENTS)

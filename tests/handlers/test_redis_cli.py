@@ -153,3 +153,15 @@ def test_recovery_test_runs_the_redis_preflight(server: RedisServer, ws: Workspa
     down = ws.run("test")
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert down.returncode == 1 and "reachable" in down.stdout
+
+
+def test_status_and_dry_run_of_a_live_redis_write_nothing(
+    ws: Workspace, server: RedisServer
+) -> None:
+    ws.write_config(redis_config(server, ["reconnect"]))
+    assert ws.run("status").returncode == 0
+    assert ws.run("recover", "--dry-run", "--force").returncode == 0
+    assert not ws.state.exists()
+    ws.state.mkdir(mode=0o700)
+    assert ws.run("status").returncode == 0
+    assert list(ws.state.iterdir()) == [], "status keeps no probe state"

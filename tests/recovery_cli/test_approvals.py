@@ -67,6 +67,16 @@ def test_expired_approval_is_refused(core: Core) -> None:
         core.approve(approval_id)
 
 
+def test_an_approval_expired_by_another_run_says_expired_not_single_use(core: Core) -> None:
+    approval_id = core.recover("app")[0].approval_id
+    assert approval_id is not None
+    core.clock.advance(3601)
+    core.recover("app")  # this run marks the old approval expired and asks afresh
+    with pytest.raises(ApprovalRefused) as refused:
+        core.approve(approval_id)
+    assert "expired at" in str(refused.value) and "single-use" not in str(refused.value)
+
+
 def test_rejected_approval_cannot_be_approved(core: Core, tmp_path: Path) -> None:
     approval_id = core.recover("app")[0].approval_id
     assert approval_id is not None

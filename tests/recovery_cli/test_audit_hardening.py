@@ -117,7 +117,8 @@ def test_the_next_run_records_damage_so_the_evidence_outlives_it(ws: Workspace) 
     damaged = ws.events("audit_damaged")
     assert len(damaged) == 1 and "was cut from" in damaged[0]["detail"]
     verify = ws.run("history", "--verify")
-    assert verify.returncode == 0  # the chain itself is whole again, the damage is on record
+    assert verify.returncode == 1 and "damage found by a later write" in verify.stdout
+    assert "was cut from" in verify.stdout
     shown = ws.run("history", "--event", "audit_damaged", "--json")
     assert "was cut from" in shown.stdout
 
