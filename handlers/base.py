@@ -408,3 +408,25 @@ class BaseHandler:
 
     def preflight(self, strategy: str) -> list[Check]:
         return []
+
+
+def number_errors(
+    key: str, value: object, low: float, high: float, *, above: bool = False, whole: bool = False
+) -> list[SettingsError]:
+    """``[]`` when ``value`` is a finite number (not true/false) from ``low`` (exclusive when
+    ``above``) to ``high``, and a whole one when ``whole``; else the one error saying so.
+    Every number a handler reads from the config goes through here: an unbounded one
+    validates and then crashes (``time.sleep(1e20)``) or waits forever (``.inf``)."""
+    import math
+
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(value, float):
+        valid = not whole and math.isfinite(value)
+    if valid and isinstance(value, int | float):
+        valid = (low < value if above else low <= value) and value <= high
+    if valid:
+        return []
+    lowest, highest = (str(int(b)) if float(b).is_integer() else str(b) for b in (low, high))
+    noun = "a whole number" if whole else "a number"
+    span = f"above {lowest} and at most {highest}" if above else f"from {lowest} to {highest}"
+    return [SettingsError(key, f"must be {noun} {span}")]

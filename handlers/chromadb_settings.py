@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import SettingsError
+from recovery_cli.handlers.base import SettingsError, number_errors
 
 SETTING_KEYS = frozenset(
     {"url", "persist_directory", "collections", "tenant", "database", "probe_k",
@@ -98,8 +98,12 @@ def validate(
 def _url_errors(url: Any) -> list[SettingsError]:
     if url is None:
         return []
-    parts = urllib.parse.urlsplit(str(url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        valid = False
+    if not valid:
         return [
             SettingsError("settings.url", "must be an http(s) URL such as http://127.0.0.1:8000")
         ]
@@ -124,17 +128,8 @@ def _number_errors(
 ) -> list[SettingsError]:
     errors = []
     for key, (low, high) in bounds.items():
-        value = values.get(key)
-        if value is None:
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            errors.append(
-                SettingsError(f"{prefix}.{key}", f"must be a number from {low} to {high}")
-            )
+        if values.get(key) is not None:
+            errors += number_errors(f"{prefix}.{key}", values[key], low, high)
     return errors
 
 
@@ -149,7 +144,9 @@ def _param_errors(strategy: str, values: Mapping[str, Any]) -> list[SettingsErro
          "batch_size": (1, MAX_BATCH)},
     )  # fmt: skip
     paths = values.get("paths")
-    if paths is not None and (not isinstance(paths, list) or not set(paths) <= set(REBUILD_PATHS)):
+    if paths is not None and (
+        not isinstance(paths, list) or not all(p in REBUILD_PATHS for p in paths)
+    ):
         errors.append(
             SettingsError(f"{prefix}.paths", f"must be a list drawn from {list(REBUILD_PATHS)}")
         )

@@ -22,10 +22,12 @@ from .base import (
     Strategy,
     StrategyContext,
     StrategyResult,
+    number_errors,
     run_command,
 )
 
 NAGIOS_HEALTH = {0: Health.HEALTHY, 1: Health.DEGRADED, 2: Health.DOWN}
+MAX_TIMEOUT_SECONDS = 3600  # as for every step and probe timeout in the config
 
 
 class CommandHandler(BaseHandler):
@@ -43,6 +45,7 @@ class CommandHandler(BaseHandler):
         for key in sorted(set(settings) - {"probe", "probe_timeout_seconds"}):
             if not key.endswith("_env"):  # *_env: secrets the commands read; redacted everywhere
                 errors.append(SettingsError(f"settings.{key}", "unknown key"))
+        errors += _timeout_errors("settings.probe_timeout_seconds", settings)
         for name, params in strategy_params.items():
             if not _is_argv(params.get("command")):
                 errors.append(
@@ -50,13 +53,7 @@ class CommandHandler(BaseHandler):
                         f"strategies.{name}.params.command", "must be a non-empty argv list"
                     )
                 )
-            timeout = params.get("timeout_seconds")
-            if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-                errors.append(
-                    SettingsError(
-                        f"strategies.{name}.params.timeout_seconds", "must be a positive number"
-                    )
-                )
+            errors += _timeout_errors(f"strategies.{name}.params.timeout_seconds", params)
         return errors
 
     def probe(self) -> ProbeResult:
@@ -120,5 +117,17 @@ def _executable_check(label: str, argv: list[str]) -> Check:
     return Check(f"{label}: executable", True, found)
 
 
+def _timeout_errors(key: str, values: Mapping[str, Any]) -> list[SettingsError]:
+    name = key.rpartition(".")[2]
+    if name not in values:  # null is no default: float(None) would fail at run time
+        return []
+    return number_errors(key, values[name], 0, MAX_TIMEOUT_SECONDS, above=True)
+
+
 def _is_argv(value: object) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+    """A non-empty list of non-empty strings that exec accepts (no NUL inside)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, str) and v and "\x00" not in v for v in value)
+    )

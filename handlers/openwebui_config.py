@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from recovery_cli.handlers.base import Check, SettingsError
+from recovery_cli.handlers.base import Check, SettingsError, number_errors
 from recovery_cli.handlers.openwebui_checks import Finding, Owner
 
 ENV_KEYS = ("api_key_env", "email_env", "password_env")
@@ -81,10 +81,8 @@ def _token_refresh_errors(params: Mapping[str, Any]) -> list[SettingsError]:
     value = params.get("max_signins_per_window")
     if value is None:
         return []
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIGNINS_CAP:
-        key = "strategies.token_refresh.params.max_signins_per_window"
-        return [SettingsError(key, f"must be a whole number from 1 to {MAX_SIGNINS_CAP}")]
-    return []
+    key = "strategies.token_refresh.params.max_signins_per_window"
+    return number_errors(key, value, 1, MAX_SIGNINS_CAP, whole=True)
 
 
 def _bool_errors(

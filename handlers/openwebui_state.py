@@ -138,7 +138,7 @@ class HandlerFiles:
     def _write(self, name: str, data: Any) -> None:
         if self.read_only:
             return
-        private_dir(self.dir)
+        private_dir(self.dir, parents=True)
         target = self.dir / name
         tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -47,7 +47,7 @@ class Backup:
 
 
 def component_dir(state_dir: Path, component: str) -> Path:
-    return private_dir(state_dir / component)
+    return private_dir(state_dir / component, parents=True)
 
 
 def write_backup(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.handlers.base import SettingsError
+from recovery_cli.handlers.base import SettingsError, number_errors
 from recovery_cli.handlers.redis_flush import positive_int
 from recovery_cli.handlers.redis_settings import CLIENT_NAME
 
@@ -31,6 +31,8 @@ KNOWN = frozenset(
         "max_kill",
     }
 )
+MAX_SECONDS = 3600  # a wait longer than a step's own timeout can never help
+MAX_IDLE_SECONDS = 86400 * 365
 
 
 @dataclass(frozen=True)
@@ -65,19 +67,17 @@ def validate_reconnect_params(params: Mapping[str, Any]) -> list[SettingsError]:
         if name not in KNOWN
     ]
     for name in ("max_wait_seconds", "initial_delay", "max_delay", "loading_delay"):
-        value = params.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            errors.append(
-                SettingsError(f"{PARAMS_KEY}.{name}", "must be a number of seconds, 0 or more")
-            )
+        errors += number_errors(f"{PARAMS_KEY}.{name}", params.get(name, 1), 0, MAX_SECONDS)
     if not isinstance(params.get("kill_idle_clients", False), bool):
         errors.append(SettingsError(f"{PARAMS_KEY}.kill_idle_clients", "must be true or false"))
     errors += positive_int(params, "max_kill", f"{PARAMS_KEY}.max_kill")
-    idle = params.get("min_idle_seconds", 0)
-    if isinstance(idle, bool) or not isinstance(idle, int) or idle < 0:
-        errors.append(
-            SettingsError(f"{PARAMS_KEY}.min_idle_seconds", "must be a whole number, 0 or more")
-        )
+    errors += number_errors(
+        f"{PARAMS_KEY}.min_idle_seconds",
+        params.get("min_idle_seconds", 0),
+        0,
+        MAX_IDLE_SECONDS,
+        whole=True,
+    )
     return errors
 
 

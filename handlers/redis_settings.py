@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from recovery_cli.handlers.base import ComponentContext, SettingsError
+from recovery_cli.handlers.base import ComponentContext, SettingsError, number_errors
 
 if TYPE_CHECKING:
     import redis
@@ -21,6 +21,7 @@ SCHEMES = ("redis", "rediss", "unix")
 ROLES = ("primary", "replica", "any")
 CLIENT_NAME = "recovery-cli"
 DEFAULT_TIMEOUT = 2.0
+MAX_TIMEOUT = 3600  # seconds, as for every timeout in the config
 
 KNOWN_SETTINGS = frozenset(
     {
@@ -142,17 +143,12 @@ def _url_errors(url: object) -> list[SettingsError]:
 
 
 def _positive(settings: Mapping[str, Any], key: str) -> list[SettingsError]:
-    value = settings.get(key, 1)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return [SettingsError(f"settings.{key}", "must be a positive number of seconds")]
-    return []
+    value = settings.get(key, DEFAULT_TIMEOUT)
+    return number_errors(f"settings.{key}", value, 0, MAX_TIMEOUT, above=True)
 
 
 def _ratio(settings: Mapping[str, Any], key: str) -> list[SettingsError]:
-    value = settings.get(key, 0.5)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        return [SettingsError(f"settings.{key}", "must be a number above 0 and at most 1")]
-    return []
+    return number_errors(f"settings.{key}", settings.get(key, 0.5), 0, 1, above=True)
 
 
 def make_client(

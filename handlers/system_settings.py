@@ -7,7 +7,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from .base import SettingsError
+from .base import SettingsError, number_errors
 
 SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "disk": {"paths": list, "max_used_percent": (int, float), "min_free_bytes": int},
@@ -47,6 +47,27 @@ PARAM_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "process_restart": {"only_down": bool, "ready_timeout_seconds": (int, float)},
 }
 
+HOUR, TEN_YEARS = 3600, 3650 * 86400
+MAX_BYTES = 2**63 - 1  # the largest size the kernel reports (off_t)
+# the upper bound of every number above (each is at least 0): a percent is at most 100, a
+# wait at most an hour, an age at most ten years
+NUMBER_LIMITS: dict[str, float] = {
+    "max_used_percent": 100,
+    "max_process_used_percent": 100,
+    "min_available_percent": 100,
+    "min_free_bytes": MAX_BYTES,
+    "min_available_bytes": MAX_BYTES,
+    "max_bytes": MAX_BYTES,
+    "grace_seconds": HOUR,
+    "settle_seconds": HOUR,
+    "ready_timeout_seconds": HOUR,
+    "min_age_seconds": TEN_YEARS,
+    "lock_min_age_seconds": TEN_YEARS,
+    "max_depth": 256,
+    "target_soft_limit": 2**30,  # the kernel's ceiling for RLIMIT_NOFILE (fs.nr_open)
+    "top": 1000,
+}
+
 
 def _typed(
     values: Mapping[str, Any], schema: Mapping[str, Any], prefix: str
@@ -63,8 +84,8 @@ def _typed(
             )
         elif not isinstance(value, schema[key]):
             errors.append(SettingsError(f"{prefix}.{key}", f"wrong type {type(value).__name__}"))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            errors.append(SettingsError(f"{prefix}.{key}", "must not be negative"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            errors += number_errors(f"{prefix}.{key}", value, 0, NUMBER_LIMITS[key])
     return errors
 
 
@@ -93,7 +114,8 @@ def _process_errors(index: int, raw: Any) -> list[SettingsError]:
 def _cleanup_errors(params: Mapping[str, Any]) -> list[SettingsError]:
     key = "strategies.disk_cleanup.params"
     errors = []
-    for index, root in enumerate(params.get("roots") or []):
+    roots = params.get("roots")
+    for index, root in enumerate(roots if isinstance(roots, list) else []):
         if not isinstance(root, str) or not root.startswith("/") or root.rstrip("/") == "":
             errors.append(
                 SettingsError(f"{key}.roots.{index}", "an absolute directory other than /")
@@ -123,7 +145,9 @@ def validate(
         processes = []
     for index, raw in enumerate(processes):
         errors += _process_errors(index, raw)
-    names = [p.get("name") for p in processes if isinstance(p, Mapping)]
+    names = [
+        p["name"] for p in processes if isinstance(p, Mapping) and isinstance(p.get("name"), str)
+    ]
     if len(names) != len(set(names)):
         errors.append(SettingsError("settings.processes", "process names must be unique"))
     for strategy, params in strategy_params.items():

@@ -304,7 +304,7 @@ def _respawn(
         if old
         else "not running"
     )
-    private_dir(handler.own_dir)
+    private_dir(handler.own_dir, parents=True)
     log = handler.own_dir / f"{spec.name}.log"
     try:
         pid = system_procs.respawn(identity, log, max(1.0, ctx.remaining() / 2))

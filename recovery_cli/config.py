@@ -8,25 +8,91 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recovery_cli import yamlpos
 from recovery_cli.errors import ConfigError, ConfigProblem
 from recovery_cli.registry import KINDS, HandlerUnavailable, config_validator
 
+# The bounds of every number in the config: each one validates, so none may crash later
+# (``time.sleep(1e20)``, a timestamp past year 9999) or wait forever (``.inf``).
+DAY = 86400
+MAX_COOLDOWN_SECONDS = 7 * DAY
+MAX_ATTEMPTS_PER_HOUR = 1000
+MAX_TIMEOUT_SECONDS = 3600  # a step, probe, service action or hook
+MAX_ALERT_TIMEOUT_SECONDS = 60
+MAX_LOCK_WAIT_SECONDS = 300
+MAX_APPROVAL_TTL_SECONDS = 7 * DAY
+MAX_RETENTION_DAYS = 3650
+MAX_RETRY_DELAY_SECONDS = 3600
+MAX_RETRY_MULTIPLIER = 10
+MAX_RETRY_ATTEMPTS = 20
+MAX_COMPONENTS = 1000
+MAX_CONFIG_BYTES = 1024 * 1024
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-ComponentName = Annotated[str, Field(pattern=NAME_PATTERN)]
-Argv = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
+# STATE/<component>/ sits beside the state dir's own files and dirs: never one of them
+RESERVED_NAMES = frozenset(
+    {"lock", "locks", "audit", "processes", "keys", "tmp", "torn", "state", "errors", "components"}
+)
 SECRET_KEY_PATTERN = re.compile(
     r"(password|passwd|secret|token|api_key|apikey|credential)s?$", re.I
 )
-URL_PASSWORD_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I)
+# scheme://userinfo@ anywhere in a string (an argv item such as --url=https://u:pw@host too)
+# (the look-behind starts a scheme only at a word start: linear even on a 1 MiB string)
+URL_USERINFO_PATTERN = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^/?#\s@]*@", re.I)
+SECRET_QUERY_PATTERN = re.compile(
+    r"[?&;](password|passwd|pwd|token|access_token|secret|api_key|apikey|auth)=", re.I
+)
+USE_ENV = "put it in an environment variable named by a '*_env' setting"
+URL_CREDENTIALS = (
+    "URL carries credentials; put them in an environment variable named by a '*_env' setting"
+)
 DEFAULT_CONFIG_PATHS = (Path("recovery_config.yml"), Path("/etc/recovery-cli/recovery_config.yml"))
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):  # YAML's true is not the number 1 here
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:  # no argv item or path can hold one: exec and open refuse it
+        raise ValueError("must not contain a NUL character")
+    return text
+
+
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_NAMES:
+        raise ValueError("reserved for the state dir's own files; choose another name")
+    return name
+
+
+ComponentName = Annotated[str, Field(pattern=NAME_PATTERN)]
+ComponentKey = Annotated[ComponentName, AfterValidator(_not_reserved)]
+Text = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+Argv = Annotated[list[Text], Field(min_length=1)]
+Whole = Annotated[int, BeforeValidator(_no_bool)]
+Number = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+Timeout = Annotated[Number, Field(gt=0, le=MAX_TIMEOUT_SECONDS)]
+Delay = Annotated[Number, Field(ge=0, le=MAX_RETRY_DELAY_SECONDS)]
+Cooldown = Annotated[Whole, Field(ge=0, le=MAX_COOLDOWN_SECONDS)]
+HourlyCap = Annotated[Whole, Field(ge=1, le=MAX_ATTEMPTS_PER_HOUR)]
 
 
 class Strict(BaseModel):
@@ -34,31 +100,33 @@ class Strict(BaseModel):
 
 
 class RetryPolicy(Strict):
-    attempts: int = Field(3, ge=1, le=20)
-    initial_delay: float = Field(1.0, ge=0)
-    max_delay: float = Field(30.0, ge=0)
-    multiplier: float = Field(2.0, ge=1)
+    attempts: Whole = Field(3, ge=1, le=MAX_RETRY_ATTEMPTS)
+    initial_delay: Delay = 1.0
+    max_delay: Delay = 30.0
+    multiplier: Number = Field(2.0, ge=1, le=MAX_RETRY_MULTIPLIER)
     jitter: bool = True
 
 
 class Defaults(Strict):
-    cooldown_seconds: int = Field(300, ge=0)
-    max_attempts_per_hour: int = Field(3, ge=1)
-    step_timeout_seconds: PositiveSeconds = 60.0
-    probe_timeout_seconds: PositiveSeconds = 10.0
-    approval_ttl_seconds: int = Field(3600, ge=1)
-    lock_wait_seconds: float = Field(10.0, ge=0)
+    cooldown_seconds: Cooldown = 300
+    max_attempts_per_hour: HourlyCap = 3
+    step_timeout_seconds: Timeout = 60.0
+    probe_timeout_seconds: Timeout = 10.0
+    approval_ttl_seconds: Whole = Field(3600, ge=1, le=MAX_APPROVAL_TTL_SECONDS)
+    lock_wait_seconds: Number = Field(10.0, ge=0, le=MAX_LOCK_WAIT_SECONDS)
     retry: RetryPolicy = RetryPolicy()
 
 
 class AuditConfig(Strict):
-    retention_days: int = Field(30, ge=1)
+    retention_days: Whole = Field(30, ge=1, le=MAX_RETENTION_DAYS)
+    # a 0600 file of random bytes, kept outside the state dir: the chain becomes HMAC-SHA256
+    hmac_key_file: Annotated[str, Field(min_length=1)] | None = None
 
 
 class StrategyConfig(Strict):
     approval: Literal["auto", "required"] = "auto"
     params: dict[str, Any] = Field(default_factory=dict)
-    timeout_seconds: PositiveSeconds | None = None
+    timeout_seconds: Timeout | None = None
     retry: RetryPolicy | None = None
 
 
@@ -70,8 +138,8 @@ class ServiceConfig(Strict):
     restart: Argv | None = None
     start: Argv | None = None
     stop: Argv | None = None
-    timeout_seconds: PositiveSeconds = 30.0
-    ready_timeout_seconds: PositiveSeconds = 60.0
+    timeout_seconds: Timeout = 30.0
+    ready_timeout_seconds: Timeout = 60.0
 
     @model_validator(mode="after")
     def _method_fields(self) -> ServiceConfig:
@@ -94,10 +162,10 @@ class ComponentConfig(Strict):
     chain: list[str] = Field(min_length=1)
     on_failure: dict[str, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
-    cooldown_seconds: int | None = Field(None, ge=0)
-    max_attempts_per_hour: int | None = Field(None, ge=1)
-    step_timeout_seconds: PositiveSeconds | None = None
-    probe_timeout_seconds: PositiveSeconds | None = None
+    cooldown_seconds: Cooldown | None = None
+    max_attempts_per_hour: HourlyCap | None = None
+    step_timeout_seconds: Timeout | None = None
+    probe_timeout_seconds: Timeout | None = None
 
     @field_validator("kind")
     @classmethod
@@ -109,7 +177,7 @@ class ComponentConfig(Strict):
 
 class Hook(Strict):
     command: Argv
-    timeout_seconds: PositiveSeconds = 30.0
+    timeout_seconds: Timeout = 30.0
 
 
 class DegradedMode(Strict):
@@ -122,7 +190,7 @@ class DegradedMode(Strict):
 class Alerting(Strict):
     alertmanager_url: str | None = None
     webhook_url: str | None = None
-    timeout_seconds: PositiveSeconds = 3.0
+    timeout_seconds: Number = Field(3.0, gt=0, le=MAX_ALERT_TIMEOUT_SECONDS)
 
 
 class Config(Strict):
@@ -130,9 +198,16 @@ class Config(Strict):
     state_dir: str | None = None
     defaults: Defaults = Defaults()
     audit: AuditConfig = AuditConfig()
-    components: dict[ComponentName, ComponentConfig] = Field(min_length=1)
+    components: dict[ComponentKey, ComponentConfig] = Field(min_length=1, max_length=MAX_COMPONENTS)
     degraded_modes: dict[ComponentName, DegradedMode] = Field(default_factory=dict)
     alerting: Alerting = Alerting()
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a directory path (leave it out for the default)")
+        return value if value is None else _no_nul(value)
 
     # Derived per-component values, so nobody re-implements the default fallback.
     def cooldown(self, name: str) -> int:
@@ -187,51 +262,71 @@ def resolve_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Pa
     )
 
 
+Path_ = tuple[str | int, ...]
+
+
 def load_config(path: Path) -> Config:
+    return parse_config(_read_config(path), str(path))
+
+
+def _read_config(path: Path) -> str:
+    """The config's text: a regular file (never /dev/zero or a FIFO that blocks), read up to
+    ``MAX_CONFIG_BYTES`` and not one byte further."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise _unreadable(path, "cannot read config: not a regular file")
+            data = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(
-            [ConfigProblem(str(path), 0, "", f"cannot read config: {exc.strerror}")]
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), 0, "", "config is not UTF-8 text")]) from exc
-    return parse_config(text, str(path))
+        raise _unreadable(path, f"cannot read config: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _unreadable(path, f"config is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _unreadable(path, "config is not UTF-8 text") from None
+
+
+def _unreadable(path: Path, message: str) -> ConfigError:
+    return ConfigError([ConfigProblem(str(path), 0, "", message)])
 
 
 def parse_config(text: str, filename: str) -> Config:
     document = yamlpos.load(text, filename)
     if not isinstance(document.data, dict):
         raise ConfigError([ConfigProblem(filename, 1, "", "the config must be a mapping")])
+    secrets = _problems(document, _inline_secrets(document.data))
+    if secrets:  # alone: another check's message could quote the very value
+        raise ConfigError(secrets)
     try:
         config = Config.model_validate(document.data)
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc, document)) from None
-    problems = [
-        ConfigProblem(filename, document.line_of(path), yamlpos.format_path(path), message)
-        for path, message in _cross_checks(config)
-    ]
+    problems = _problems(document, _cross_checks(config))
     if problems:
         raise ConfigError(problems)
     return config
 
 
+def _problems(document: yamlpos.Document, found: list[tuple[Path_, str]]) -> list[ConfigProblem]:
+    return [
+        ConfigProblem(document.filename, document.line_of(path), yamlpos.format_path(path), message)
+        for path, message in found
+    ]
+
+
 def _pydantic_problems(exc: ValidationError, document: yamlpos.Document) -> list[ConfigProblem]:
-    problems = []
+    found: list[tuple[Path_, str]] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(
-            ConfigProblem(
-                document.filename, document.line_of(loc), yamlpos.format_path(loc), message
-            )
-        )
-    return problems
-
-
-Path_ = tuple[str | int, ...]
+        if loc and loc[-1] == "[key]":  # a bad mapping key: name the key itself
+            loc, message = loc[:-1], f"bad name: {message}"
+        found.append((loc, message))
+    return _problems(document, found)
 
 
 def _cross_checks(config: Config) -> list[tuple[Path_, str]]:
@@ -278,15 +373,6 @@ def _component_checks(
                     _unknown_strategy(strategy, component.kind, known),
                 )
             )
-    problems += [
-        ((*base, *path), message)
-        for path, message in _inline_secrets(component.settings, ("settings",))
-    ]
-    for strategy, spec in component.strategies.items():
-        params_path: Path_ = ("strategies", strategy, "params")
-        problems += [
-            ((*base, *path), message) for path, message in _inline_secrets(spec.params, params_path)
-        ]
     problems += _handler_checks(base, component)
     return problems
 
@@ -301,18 +387,54 @@ def _unknown_strategy(strategy: str, kind: str, known: tuple[str, ...]) -> str:
     return f"unknown strategy {strategy!r} for kind {kind} (known: {listing})"
 
 
-def _inline_secrets(values: Mapping[str, Any], prefix: Path_) -> list[tuple[Path_, str]]:
+def _inline_secrets(document: Any) -> list[tuple[Path_, str]]:
+    """Every string anywhere in the raw document, keys included, that carries a credential,
+    and every secret-named key given a value. One iterative walk; a value shared through a
+    YAML alias is looked at once."""
     problems: list[tuple[Path_, str]] = []
-    for key, value in values.items():
-        path = (*prefix, key)
-        if isinstance(value, Mapping):
-            problems += _inline_secrets(value, path)
-        elif SECRET_KEY_PATTERN.search(str(key)) and value not in (None, ""):
+    seen: set[int] = set()
+    stack: list[tuple[Path_, Any]] = [((), document)]
+    while stack:
+        path, value = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, str):
+            problems += [(path, message) for message in _secret_in_text(value)]
+        elif isinstance(value, Mapping):
+            problems += _secret_keys(path, value)
+            stack += reversed([((*path, str(k)), v) for k, v in value.items()])
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack += reversed([((*path, i), v) for i, v in enumerate(value)])
+    return problems
+
+
+def _secret_in_text(text: str) -> list[str]:
+    """Why ``text`` holds a credential (never the credential itself), if it does."""
+    if "@" in text and URL_USERINFO_PATTERN.search(text):
+        return [URL_CREDENTIALS]
+    query = SECRET_QUERY_PATTERN.search(text)
+    if query:
+        return [f"URL carries a secret query parameter '{query.group(1).lower()}='; {USE_ENV}"]
+    return []
+
+
+def _secret_keys(path: Path_, mapping: Mapping[Any, Any]) -> list[tuple[Path_, str]]:
+    problems: list[tuple[Path_, str]] = []
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            continue
+        # reported at the mapping: the key's own path would print the credential
+        problems += [(path, message) for message in _secret_in_text(key)]
+        filled = isinstance(value, str | int | float) and not isinstance(value, bool)
+        if filled and value != "" and SECRET_KEY_PATTERN.search(key):
+            name = key if key.isprintable() else "*"
             problems.append(
-                (path, f"secret written inline; name an environment variable with '{key}_env'")
+                (
+                    (*path, key),
+                    f"secret written inline; name an environment variable with '{name}_env'",
+                )
             )
-        elif isinstance(value, str) and URL_PASSWORD_PATTERN.match(value):
-            problems.append((path, "URL carries a password; use a '*password_env' setting instead"))
     return problems
 
 

@@ -1,46 +1,59 @@
-"""Dependency ordering of components."""
+"""Dependency ordering of components (iterative: a long ``depends_on`` chain is no deeper
+for Python than a short one)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
 
 
 def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
     """A cycle as a closed path (``[a, b, a]``), or ``[]`` when the graph is acyclic."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, ()):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if dep not in state and (found := visit(dep)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done and (found := _cycle_from(graph, start, done)):
             return found
+    return []
+
+
+def _cycle_from(graph: Mapping[str, Sequence[str]], start: str, done: set[str]) -> list[str]:
+    """Depth-first from ``start`` with an explicit stack; the path is the current branch."""
+    path = [start]
+    on_path = {start}
+    branches: list[Iterator[str]] = [iter(graph.get(start, ()))]
+    while branches:
+        dep = next(branches[-1], None)
+        if dep is None:
+            branches.pop()
+            on_path.discard(node := path.pop())
+            done.add(node)
+        elif dep in on_path:
+            return [*path[path.index(dep) :], dep]
+        elif dep not in done:
+            path.append(dep)
+            on_path.add(dep)
+            branches.append(iter(graph.get(dep, ())))
     return []
 
 
 def topological_order(graph: Mapping[str, Sequence[str]], priority: Mapping[str, int]) -> list[str]:
     """Dependencies first; among ready components, lower ``priority`` value first, then name."""
-    remaining = {node: set(deps) & set(graph) for node, deps in graph.items()}
+    known = set(graph)
+    waiting = {node: set(deps) & known for node, deps in graph.items()}
+    dependents: dict[str, list[str]] = {node: [] for node in graph}
+    for node, deps in waiting.items():
+        for dep in deps:
+            dependents[dep].append(node)
+    ready = [(priority.get(n, 9), n) for n, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
     order: list[str] = []
-    while remaining:
-        ready = sorted(
-            (n for n, deps in remaining.items() if not deps), key=lambda n: (priority.get(n, 9), n)
-        )
-        if not ready:
-            raise ValueError("dependency cycle")
-        node = ready[0]
+    while ready:
+        _, node = heapq.heappop(ready)
         order.append(node)
-        del remaining[node]
-        for deps in remaining.values():
-            deps.discard(node)
+        for dependent in dependents[node]:
+            waiting[dependent].discard(node)
+            if not waiting[dependent]:
+                heapq.heappush(ready, (priority.get(dependent, 9), dependent))
+    if len(order) < len(graph):
+        raise ValueError("dependency cycle")
     return order

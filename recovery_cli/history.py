@@ -14,6 +14,8 @@ from recovery_cli.store import Store
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION_SECONDS = 3650 * 86400  # 10 years: beyond that a time overflows, not a plan
+LATEST_EPOCH = 253_370_764_800  # 9999-01-01T00:00:00Z
 
 
 @dataclass(frozen=True)
@@ -28,27 +30,39 @@ class HistoryQuery:
 
 
 def parse_duration(text: str) -> float:
+    """A positive duration of at most ``MAX_DURATION_SECONDS``, e.g. ``30m``, ``24h``, ``7d``."""
     match = DURATION.match(text.strip())
     if not match:
         raise UsageError(f"invalid duration {text!r}: use a number and a unit, e.g. 30m, 24h, 7d")
-    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        raise UsageError(f"invalid duration {text!r}: must be above 0 and at most 10 years")
+    return seconds
 
 
 def parse_time(text: str, now: float) -> str:
     """An absolute time (``2026-11-22``, ``2026-11-22T10:00``, RFC 3339) or a duration ago."""
     if DURATION.match(text.strip()):
-        return format_ts(now - parse_duration(text))
+        return _format_epoch(now - parse_duration(text), text)
     import datetime as dt
 
     try:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        epoch = moment.timestamp()
+    except (ValueError, OverflowError):
         raise UsageError(
             f"invalid time {text!r}: use 2026-11-22, 2026-11-22T10:00Z or a duration like 24h"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return format_ts(moment.timestamp())
+    return _format_epoch(epoch, text)
+
+
+def _format_epoch(epoch: float, text: str) -> str:
+    # audit timestamps compare as text, which holds only for four-digit years from 1970
+    if not 0 <= epoch < LATEST_EPOCH:
+        raise UsageError(f"time {text!r} is out of range: use a time from 1970 to 9998")
+    return format_ts(epoch)
 
 
 def query(store: Store, q: HistoryQuery) -> list[Record]:

@@ -71,7 +71,16 @@ class Session:
         return self.redactor(text)
 
     def store(self, read_only: bool = False) -> Store:
-        return Store(self.state_dir, self.env, self.redact, read_only=read_only)
+        return Store(
+            self.state_dir, self.env, self.redact, read_only=read_only, audit_key=self.audit_key
+        )
+
+    @cached_property
+    def audit_key(self) -> bytes | None:
+        from recovery_cli.statedir import read_key_file
+
+        path = self.config.audit.hmac_key_file
+        return read_key_file(Path(path)) if path else None
 
     @cached_property
     def components(self) -> Components:

@@ -105,3 +105,41 @@ def _existing_ancestor(path: Path) -> Path:
 
 def _resolved(path: Path) -> Path:
     return Path(os.path.realpath(path))
+
+
+MIN_KEY_BYTES = 16
+MAX_KEY_BYTES = 4096
+
+
+def read_key_file(path: Path) -> bytes:
+    """The audit chain's HMAC key: a regular file, not a symlink, only root's or ours, readable
+    by nobody else, 16 to 4096 bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UntrustedStateDir(f"audit.hmac_key_file {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        problem = _key_problem(info)
+        if problem:
+            raise UntrustedStateDir(f"audit.hmac_key_file {path}: {problem}")
+        key = os.read(fd, MAX_KEY_BYTES + 1)
+    finally:
+        os.close(fd)
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise UntrustedStateDir(
+            f"audit.hmac_key_file {path}: must hold {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes"
+        )
+    return key
+
+
+def _key_problem(info: os.stat_result) -> str | None:
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_uid not in (0, os.geteuid()):
+        return f"owned by uid {info.st_uid}, not by root or by us"
+    if info.st_mode & 0o077:
+        return (
+            f"readable or writable by others (mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it"
+        )
+    return None

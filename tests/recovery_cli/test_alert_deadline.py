@@ -67,7 +67,7 @@ def test_a_trickling_alert_endpoint_is_cut_off_at_the_deadline(
         assert time.monotonic() - started < 30, "the first run never finished its chain"
         time.sleep(0.05)
     second = ws.run("recover", "app")  # the first one is now waiting on the alert
-    out, err = first.communicate(timeout=30)
+    _, err = first.communicate(timeout=30)
     elapsed = time.monotonic() - started
     assert first.returncode == 1
     assert "no answer within 3s" in err

@@ -218,7 +218,7 @@ def test_an_unparseable_ts_counts_as_now_and_never_crashes(tmp_path: Path) -> No
     core = core_with(tmp_path)
     for _ in range(3):
         core.recover("app")  # type: ignore[attr-defined]
-    flip_newest_ts(core, at=13, bit=1)  # the ':' after the hour becomes ';' 
+    flip_newest_ts(core, at=13, bit=1)  # the ':' after the hour becomes ';'
     (report,) = core.recover("app")  # type: ignore[attr-defined]
     assert report.reason == "hourly_cap"
     problems = core.store.audit.verify()  # type: ignore[attr-defined]
@@ -309,3 +309,46 @@ def test_secrets_leak_in_no_encoding(ws: Workspace, secret: str) -> None:
     for form in representations(secret):
         for text in texts:
             assert form not in text, (form, text[:300])
+
+
+def keyed_workspace(ws: Workspace, key_file: Path) -> None:
+    config = base_config(
+        {"app": command_component(["false"], {"fix": ["false"]})},
+        cooldown_seconds=0,
+        max_attempts_per_hour=100,
+    )
+    config["audit"] = {"hmac_key_file": str(key_file)}
+    ws.write_config(config)
+
+
+def test_the_cli_keys_the_chain_with_the_configured_key_file(ws: Workspace, tmp_path: Path) -> None:
+    key_file = tmp_path / "audit.key"
+    key_file.write_bytes(os.urandom(32))
+    key_file.chmod(0o600)
+    keyed_workspace(ws, key_file)
+    for _ in range(2):
+        ws.run("recover")
+    assert all(r["prev_hash"].startswith("hmac:") for r in ws.records()[1:])
+    assert ws.run("history", "--verify").returncode == 0
+    newest = sorted((ws.state / "audit").glob("*.jsonl"))[-1]
+    rows = [json.loads(line) for line in newest.read_text().splitlines()]
+    rows[1]["outcome"] = "forged"
+    import hashlib
+
+    lines = [json.dumps(rows[0], separators=(",", ":"))]
+    for row in rows[1:]:
+        row["prev_hash"] = hashlib.sha256(lines[-1].encode()).hexdigest()
+        lines.append(json.dumps(row, separators=(",", ":")))
+    newest.write_text("\n".join(lines) + "\n")
+    verify = ws.run("history", "--verify")
+    assert verify.returncode == 1 and ":2: prev_hash does not match" in verify.stdout
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_a_key_file_others_can_read_is_refused(ws: Workspace, tmp_path: Path, mode: int) -> None:
+    key_file = tmp_path / "audit.key"
+    key_file.write_bytes(os.urandom(32))
+    key_file.chmod(mode)
+    keyed_workspace(ws, key_file)
+    result = ws.run("recover")
+    assert result.returncode == 2 and "chmod 600" in result.stderr
