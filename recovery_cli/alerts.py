@@ -1,9 +1,14 @@
-"""Best-effort alerts: Alertmanager API v2 or a plain JSON webhook.
+"""Alerts with a lifecycle: Alertmanager API v2 or a plain JSON webhook.
 
-Alerts are queued while a component is locked and sent once it is released. Each call has
-a total deadline (connect, send and every read together), so a slow or trickling endpoint
-costs at most ``timeout_seconds``; a failed alert is reported as text and never fails or
-blocks a recovery."""
+A component holds at most one alert, for the state it is in when that state needs a person;
+it is fired on entry, re-sent every ``alerting.repeat_seconds`` by whichever run comes next
+(``endsAt`` a little beyond the next expected re-send, so Alertmanager never lets it lapse),
+and resolved (``endsAt`` now) when the state changes or the component is healthy. The labels
+say what it is (``alertname``, ``component``, ``host``, ``severity``, ``state``, ``reason``).
+
+Alerts are queued while a lock is held and sent once it is released. Each call has a total
+deadline (connect, send and every read together); a failed alert is reported as text and never
+fails or blocks a recovery."""
 
 from __future__ import annotations
 
@@ -13,14 +18,25 @@ from typing import Any
 
 from recovery_cli.audit import format_ts
 from recovery_cli.config import Alerting
+from recovery_cli.lifecycle import LifeState
+
+ALERT_NAMES = {
+    LifeState.FAILING: "RecoveryComponentFailing",
+    LifeState.BLOCKED: "RecoveryBlockedWhileDown",
+    LifeState.AWAITING_APPROVAL: "RecoveryApprovalPending",
+    LifeState.FAILED: "RecoveryFailed",
+    LifeState.ESCALATED: "RecoveryEscalated",
+}
+BLAST_RADIUS_ALERT = "RecoveryBlastRadius"
 
 
 @dataclass(frozen=True)
 class PendingAlert:
-    name: str
-    labels: Mapping[str, str]
+    labels: Mapping[str, str]  # alertname included
     summary: str
-    at: float
+    starts_at: float
+    ends_at: float
+    resolved: bool = False
 
 
 @dataclass
@@ -29,17 +45,52 @@ class Outbox:
 
     pending: list[PendingAlert] = field(default_factory=list)
 
-    def add(self, name: str, labels: Mapping[str, str], summary: str, at: float) -> None:
-        self.pending.append(PendingAlert(name, dict(labels), summary, at))
+    def add(self, alerts: Sequence[PendingAlert]) -> None:
+        self.pending.extend(alerts)
 
     def flush(self, alerting: Alerting) -> list[str]:
         pending, self.pending = self.pending, []
-        return [line for alert in pending for line in send_alert(alerting, alert)]
+        if not pending:
+            return []
+        return send(alerting, pending)
 
 
-def send_alert(alerting: Alerting, alert: PendingAlert) -> list[str]:
-    """Send to every configured target; returns one line per failure (empty: all sent)."""
-    targets = _targets(alerting, alert)
+def plan(
+    held: Mapping[str, Any] | None,
+    labels: Mapping[str, str] | None,
+    summary: str,
+    alerting: Alerting,
+    now: float,
+) -> tuple[dict[str, Any] | None, list[PendingAlert]]:
+    """The alert to hold after this run and what to send: resolve ``held`` when it is not
+    the one wanted (``labels``), fire the wanted one, or re-send it when it is due."""
+    messages: list[PendingAlert] = []
+    current = dict(held) if held else None
+    if current is not None and (labels is None or current["labels"] != dict(labels)):
+        messages.append(_resolution(current, now))
+        current = None
+    if labels is None:
+        return None, messages
+    if current is None:
+        current = {"labels": dict(labels), "starts_at": now, "sent_at": None}
+    sent_at = current.get("sent_at")
+    if sent_at is None or not 0 <= now - float(sent_at) < alerting.repeat_seconds:
+        ends = now + alerting.repeat_seconds + 2 * alerting.run_interval_seconds
+        messages.append(PendingAlert(dict(labels), summary, float(current["starts_at"]), ends))
+        current["sent_at"] = now
+    current["summary"] = summary
+    return current, messages
+
+
+def _resolution(held: Mapping[str, Any], now: float) -> PendingAlert:
+    return PendingAlert(
+        dict(held["labels"]), str(held.get("summary", "")), float(held["starts_at"]), now, True
+    )
+
+
+def send(alerting: Alerting, alerts: Sequence[PendingAlert]) -> list[str]:
+    """Send to every configured target; one line per failure (empty: all sent)."""
+    targets = _targets(alerting, alerts)
     if not targets:
         return []
     import asyncio
@@ -47,24 +98,34 @@ def send_alert(alerting: Alerting, alert: PendingAlert) -> list[str]:
     return asyncio.run(_post_all(targets, alerting.timeout_seconds))
 
 
-def _targets(alerting: Alerting, alert: PendingAlert) -> list[tuple[str, object]]:
+def _targets(alerting: Alerting, alerts: Sequence[PendingAlert]) -> list[tuple[str, object]]:
     targets: list[tuple[str, object]] = []
     if alerting.alertmanager_url:
-        body = {
-            "labels": {"alertname": alert.name, **alert.labels},
-            "annotations": {"summary": alert.summary},
-            "startsAt": format_ts(alert.at),
-        }
-        targets.append((alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts", [body]))
+        url = alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts"
+        targets.append((url, [_alertmanager_body(a) for a in alerts]))
     if alerting.webhook_url:
-        hook = {
-            "alert": alert.name,
-            "labels": dict(alert.labels),
-            "summary": alert.summary,
-            "ts": format_ts(alert.at),
-        }
-        targets.append((alerting.webhook_url, hook))
+        targets += [(alerting.webhook_url, _webhook_body(a)) for a in alerts]
     return targets
+
+
+def _alertmanager_body(alert: PendingAlert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": {"summary": alert.summary},
+        "startsAt": format_ts(alert.starts_at),
+        "endsAt": format_ts(alert.ends_at),
+    }
+
+
+def _webhook_body(alert: PendingAlert) -> dict[str, Any]:
+    return {
+        "status": "resolved" if alert.resolved else "firing",
+        "alert": alert.labels.get("alertname"),
+        "labels": dict(alert.labels),
+        "summary": alert.summary,
+        "startsAt": format_ts(alert.starts_at),
+        "endsAt": format_ts(alert.ends_at),
+    }
 
 
 async def _post_all(targets: Sequence[tuple[str, object]], deadline: float) -> list[str]:

@@ -1,187 +1,212 @@
-"""``recovery approve``: re-probe, check the plan, consume the approval once, run the step
-and the rest of its chain; and ``--reject``."""
+"""``recovery approve``: re-probe, ask ``policy.decide`` (the same gates as ``recover``, with
+the approval given), consume the approval once, run the step and the rest of its chain; and
+``--reject``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from recovery_cli import approvals, policy
-from recovery_cli.chain import ChainRunner
+from recovery_cli import approvals, facts
+from recovery_cli.chain import Attempt, ChainRunner
 from recovery_cli.exitcodes import ExitCode
 from recovery_cli.handlers.base import ProbeResult
-from recovery_cli.policy import BlockReason, Outcome
+from recovery_cli.lifecycle import LifeState
+from recovery_cli.policy import BlockReason, Decision, Outcome, Verdict
 from recovery_cli.reports import ComponentReport
-from recovery_cli.runs import RecoverRequest, RunParts
+from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.store import Transaction
 
 
-class ApprovalFlow(RunParts):
-    def __init__(self, chain: ChainRunner) -> None:
-        super().__init__(chain.config, chain.store, chain.env, chain.components, chain.confirm)
+class ApprovalFlow:
+    def __init__(self, ctx: RunContext, chain: ChainRunner) -> None:
+        self.ctx = ctx
         self.chain = chain
 
-    def approve(self, approval_id: str, operator: str | None) -> ComponentReport:
-        report = self._approve(approval_id, operator)
-        self.chain.send_alerts()  # never while the component lock is held
+    def approve(
+        self, approval_id: str, operator: str | None, at_prompt: bool = False
+    ) -> ComponentReport:
+        """``at_prompt``: a person said yes at ``recover``'s terminal prompt."""
+        report = self._approve(approval_id, operator, at_prompt)
+        self.ctx.tracker.settle_alert(self.ctx.store, report.component)
+        self.ctx.send_alerts()  # never while the component lock is held
         return report
 
-    def _approve(self, approval_id: str, operator: str | None) -> ComponentReport:
+    def _approve(self, approval_id: str, operator: str | None, at_prompt: bool) -> ComponentReport:
+        ctx = self.ctx
         approval = self._usable_approval(approval_id)
         name = approval["component"]
-        request = RecoverRequest(components=(name,), operator=operator, trigger="approve")
-        with self.store.component_lock(name) as lock:
-            if not lock.acquire(self.config.defaults.lock_wait_seconds):
-                return self._refuse(
-                    name,
-                    approval,
-                    BlockReason.LOCK_HELD,
-                    "another recovery of this component is running",
-                )
-            probe = self.components.probe(name, fresh=True)
-            if probe.healthy:
-                self._close(approval["id"], "not_needed", operator, "component already healthy")
-                return ComponentReport(
-                    name,
-                    ExitCode.OK,
-                    "healthy",
-                    probe.health,
-                    None,
-                    "already healthy; approval closed unused",
-                    approval_id=approval["id"],
-                )
-            refusal = self._approval_refusal(name, approval, probe)
-            if refusal is not None:
-                return refusal
-            attempt_id = self._consume(approval, probe, request)
-            chain = self.config.chain_for(name, approval["failure_type"])
-            remaining = (
-                chain[chain.index(approval["strategy"]) :]
-                if approval["strategy"] in chain
-                else [approval["strategy"]]
-            )
-            report = self.chain.run_chain(
-                name, remaining, probe, attempt_id, request, approved=approval["strategy"]
-            )
+        trigger = "manual" if at_prompt else "approve"
+        request = RecoverRequest(components=(name,), operator=operator, trigger=trigger)
+        # a person decided: automation's limits, the caps and the cooldown do not hold it back
+        person = replace(request, trigger="manual", override_reason=f"approval {approval['id']}")
+        with ctx.store.component_lock(name) as lock:
+            acquired = lock.acquire(ctx.config.defaults.lock_wait_seconds)
+            probe = ctx.components.probe(name, fresh=True)
+            if acquired and probe.healthy:
+                return self._not_needed(approval, probe, operator)
+            chain = self._remaining(name, approval)
+            with ctx.store.transaction(ctx.wait) as tx:
+                life = ctx.tracker.count_probe(tx, name, probe)
+                matches = self._plan_matches(name, approval, probe)
+                asking = facts.Asking(lock_held=not acquired, approved=True, plan_matches=matches)
+                decision = facts.decide(ctx, tx, name, life, chain, person, asking)
+                if decision.verdict is not Verdict.ACT:
+                    return self._refuse(tx, name, approval, decision, matches)
+                attempt = self._consume(tx, approval, probe, request, at_prompt)
+            report = self.chain.run_chain(attempt, chain, probe, approved=approval["strategy"])
             return replace(report, approval_id=report.approval_id or approval["id"])
 
+    def _remaining(self, name: str, approval: dict[str, Any]) -> list[str]:
+        chain = self.ctx.config.chain_for(name, approval["failure_type"])
+        if approval["strategy"] in chain:
+            return chain[chain.index(approval["strategy"]) :]
+        return [approval["strategy"]]
+
     def _usable_approval(self, approval_id: str) -> dict[str, Any]:
-        with self.store.transaction(self.wait) as tx:
-            expired = approvals.expire_old(tx.state, self.store.now())
-            if expired:
+        ctx = self.ctx
+        with ctx.store.transaction(ctx.wait) as tx:
+            if approvals.expire_old(tx.state, ctx.store.now()):
                 tx.changed()
             approval = approvals.find(tx.state, approval_id)
-        approvals.check_usable(approval, self.store.now())
+        approvals.check_usable(approval, ctx.store.now())
         return approval
 
-    def _approval_refusal(
-        self, name: str, approval: dict[str, Any], probe: ProbeResult
-    ) -> ComponentReport | None:
-        now = self.store.now()
-        disabled = policy.disabled_entry(self.store.load_state().disabled, name, now)
-        if disabled is not None:
-            return self._refuse(
-                name,
-                approval,
-                BlockReason.DISABLED,
-                f"component disabled: {disabled.get('reason', '')}",
-            )
-        params = self.config.strategy(name, approval["strategy"]).params
+    def _plan_matches(self, name: str, approval: dict[str, Any], probe: ProbeResult) -> bool:
+        params = self.ctx.config.strategy(name, approval["strategy"]).params
         digest = approvals.plan_hash(name, approval["strategy"], params, probe.failure_type)
-        if digest != approval["plan_hash"]:
-            self._close(approval["id"], "superseded", None, "plan changed")
-            detail = (
-                f"plan changed since the request (failure was {approval['failure_type']}, now "
-                f"{probe.failure_type}); run `recovery recover {name}` for a fresh approval"
-            )
-            return self._refuse(name, approval, BlockReason.PLAN_CHANGED, detail)
-        return None
+        return bool(digest == approval["plan_hash"])
+
+    def _not_needed(
+        self, approval: dict[str, Any], probe: ProbeResult, operator: str | None
+    ) -> ComponentReport:
+        ctx, name = self.ctx, approval["component"]
+        with ctx.store.transaction(ctx.wait) as tx:
+            self._close(tx, approval["id"], "not_needed", operator, "component already healthy")
+            ctx.tracker.count_probe(tx, name, probe)
+        return ComponentReport(
+            name,
+            ExitCode.OK,
+            "healthy",
+            probe.health,
+            None,
+            "already healthy; approval closed unused",
+            approval_id=approval["id"],
+        )
 
     def _refuse(
-        self, name: str, approval: dict[str, Any], reason: BlockReason, detail: str
+        self,
+        tx: Transaction,
+        name: str,
+        approval: dict[str, Any],
+        decision: Decision,
+        plan_matches: bool,
     ) -> ComponentReport:
-        with self.store.transaction(self.wait) as tx:
-            tx.record(
-                "blocked",
-                name,
-                outcome=Outcome.BLOCKED,
-                reason=reason,
-                strategy=approval["strategy"],
-                approval_id=approval["id"],
-                trigger="approve",
-                detail=detail,
+        detail = decision.detail
+        if not plan_matches:
+            self._close(tx, approval["id"], "superseded", None, "plan changed")
+            detail = (
+                f"plan changed since the request (failure was {approval['failure_type']}); "
+                f"run `recovery recover {name}` for a fresh approval"
             )
+        tx.record(
+            "blocked",
+            name,
+            outcome=Outcome.BLOCKED,
+            reason=decision.reason,
+            strategy=approval["strategy"],
+            approval_id=approval["id"],
+            trigger="approve",
+            detail=detail,
+        )
+        if decision.reason != BlockReason.LOCK_HELD:
+            life = self.ctx.tracker.life(tx.state, name)
+            self.ctx.tracker.put(tx, name, life, decision.state, str(decision.reason), detail)
         return ComponentReport(
             name,
             ExitCode.BLOCKED,
             "blocked",
-            "down",
+            str(self.ctx.components.probe(name).health),
             approval.get("failure_type"),
             detail,
-            reason=str(reason),
+            reason=str(decision.reason),
             approval_id=approval["id"],
         )
 
     def _consume(
-        self, approval: dict[str, Any], probe: ProbeResult, request: RecoverRequest
-    ) -> str:
-        """Mark the approval used and write the attempt intent, atomically: single use even
-        when two people approve at the same second."""
-        name = approval["component"]
-        operator = self.env.operator(request.operator)
-        with self.store.transaction(self.wait) as tx:
-            current = tx.state.approvals.get(approval["id"])
-            if current is None:
-                raise approvals.ApprovalRefused(f"approval {approval['id']} vanished")
-            approvals.check_usable(current, self.store.now())
-            current.update(status="approved", approved_by=operator, approved_at=self.store.now())
-            tx.changed()
-            tx.record(
-                "approved",
-                name,
-                strategy=approval["strategy"],
-                approval_id=approval["id"],
-                operator=operator,
-                trigger="approve",
-                failure_type=probe.failure_type,
-                detail=f"approved by {operator}",
-            )
-            attempt_id = tx.start_attempt(
-                name,
-                strategy=approval["strategy"],
-                trigger="approve",
-                operator=operator,
-                failure_type=probe.failure_type,
-                approval_id=approval["id"],
-            )
-        return attempt_id
+        self,
+        tx: Transaction,
+        approval: dict[str, Any],
+        probe: ProbeResult,
+        request: RecoverRequest,
+        at_prompt: bool = False,
+    ) -> Attempt:
+        """Mark the approval used and write the attempt intent in the decision's transaction:
+        single use even when two people approve at the same second."""
+        ctx, name = self.ctx, approval["component"]
+        operator = ctx.env.operator(request.operator)
+        current = tx.state.approvals.get(approval["id"])
+        if current is None:
+            raise approvals.ApprovalRefused(f"approval {approval['id']} vanished")
+        approvals.check_usable(current, ctx.store.now())
+        current.update(status="approved", approved_by=operator, approved_at=ctx.store.now())
+        tx.changed()
+        how = " (interactive confirmation)" if at_prompt else ""
+        tx.record(
+            "approved",
+            name,
+            strategy=approval["strategy"],
+            approval_id=approval["id"],
+            operator=operator,
+            trigger=request.trigger,
+            failure_type=probe.failure_type,
+            detail=f"approved by {operator}{how}",
+        )
+        attempt_id = tx.start_attempt(
+            name,
+            strategy=approval["strategy"],
+            trigger=request.trigger,
+            operator=operator,
+            failure_type=probe.failure_type,
+            approval_id=approval["id"],
+        )
+        life = ctx.tracker.life(tx.state, name)
+        ctx.tracker.put(tx, name, life, LifeState.RECOVERING, "approved", f"approved by {operator}")
+        return Attempt(name, attempt_id, request, ctx.env.clock.monotonic())
 
-    def _close(self, approval_id: str, status: str, operator: str | None, detail: str) -> None:
-        with self.store.transaction(self.wait) as tx:
-            approval = tx.state.approvals[approval_id]
-            approval.update(
-                status=status, closed_by=self.env.operator(operator), closed_at=self.store.now()
-            )
-            tx.changed()
-            event = "rejected" if status == "rejected" else "approval_closed"
-            tx.record(
-                event,
-                approval["component"],
-                strategy=approval["strategy"],
-                approval_id=approval_id,
-                operator=self.env.operator(operator),
-                outcome=status,
-                detail=detail,
-                trigger="approve",
-            )
+    def _close(
+        self, tx: Transaction, approval_id: str, status: str, operator: str | None, detail: str
+    ) -> None:
+        who = self.ctx.env.operator(operator)
+        approval = tx.state.approvals[approval_id]
+        approval.update(status=status, closed_by=who, closed_at=self.ctx.store.now())
+        tx.changed()
+        event = "rejected" if status == "rejected" else "approval_closed"
+        tx.record(
+            event,
+            approval["component"],
+            strategy=approval["strategy"],
+            approval_id=approval_id,
+            operator=who,
+            outcome=status,
+            detail=detail,
+            trigger="approve",
+        )
 
     def reject(self, approval_id: str, operator: str | None, reason: str) -> dict[str, Any]:
-        with self.store.transaction(self.wait) as tx:
-            approvals.expire_old(tx.state, self.store.now())
+        ctx = self.ctx
+        with ctx.store.transaction(ctx.wait) as tx:
+            approvals.expire_old(tx.state, ctx.store.now())
             tx.changed()
             approval = approvals.find(tx.state, approval_id)
-        if approval["status"] != approvals.PENDING:
-            raise approvals.ApprovalRefused(
-                f"approval {approval['id']} is {approval['status']}, not pending"
-            )
-        self._close(approval["id"], "rejected", operator, reason)
+            if approval["status"] != approvals.PENDING:
+                raise approvals.ApprovalRefused(
+                    f"approval {approval['id']} is {approval['status']}, not pending"
+                )
+            self._close(tx, approval["id"], "rejected", operator, reason)
+            name = approval["component"]
+            life = ctx.tracker.life(tx.state, name)
+            ctx.tracker.put(tx, name, life, LifeState.BLOCKED, "rejected", reason)
+        ctx.tracker.settle_alert(ctx.store, approval["component"])
+        ctx.send_alerts()
         return approval

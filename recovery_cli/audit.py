@@ -341,17 +341,26 @@ class AuditLog:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def prune(self, retention_days: int, now: float) -> list[Path]:
-        """Delete day files older than the retention. The age is measured from the newest
-        record or the clock, whichever is earlier, and the newest ``retention_days`` files
-        are always kept: a clock running fast can never empty the trail."""
+    def prunable(self, retention_days: int, now: float) -> list[Path]:
+        """Day files older than the retention. The age is measured from the newest record
+        or the clock, whichever is earlier, and the newest ``retention_days`` files are
+        always kept: a clock running fast can never empty the trail."""
         files = self.files()
         reference = min(now, self._newest_ts(files, now))
         cutoff = format_ts(max(0.0, reference - retention_days * 86400))[:10]
-        removed = [p for p in files[: max(0, len(files) - retention_days)] if p.name < cutoff]
+        return [p for p in files[: max(0, len(files) - retention_days)] if p.name < cutoff]
+
+    def prune(self, retention_days: int, now: float) -> list[Path]:
+        removed = self.prunable(retention_days, now)
         for path in removed:
             path.unlink()
         return removed
+
+    def read_file(self, path: Path) -> Iterator[Record]:
+        for line in self._lines_forward(path):
+            record = self._parse(line)
+            if record is not None:
+                yield record
 
     def _newest_ts(self, files: list[Path], default: float) -> float:
         for path in reversed(files):

@@ -1,89 +1,92 @@
-"""Running a chain: steps with approvals, retries and timeouts, a re-probe after each, and
-the attempt's end: success, failure (cooldown, degraded modes, alert) or a pending approval."""
+"""Running a chain: steps with retries and timeouts, a re-probe after each, and the attempt's
+end: success, failure (cooldown and degraded modes for an automatic chain), a step that waits
+for an approval, or an interruption. Each end moves the component's lifecycle state."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recovery_cli import approvals
-from recovery_cli.alerts import Outbox
 from recovery_cli.exitcodes import ExitCode, Terminated, interrupt_exit_code
 from recovery_cli.handlers.base import ProbeResult, StrategyContext, StrategyResult
+from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.reports import ComponentReport, StepReport
-from recovery_cli.runs import RecoverRequest, RunParts
+from recovery_cli.runs import RecoverRequest, RunContext
 from recovery_cli.steps import run_step
 from recovery_cli.store import Transaction
 
+CHAIN_EXHAUSTED = "chain_exhausted"
+PERSON_RUN_FAILED = "manual_run_failed"
 
-class ChainRunner(RunParts):
-    outbox: Outbox
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.outbox = Outbox()
+@dataclass(frozen=True)
+class Attempt:
+    """One chain run that counts against the cap: its intent record is already written."""
+
+    name: str
+    attempt_id: str
+    request: RecoverRequest
+    started: float
+
+
+class ChainRunner:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
 
     def run_chain(
         self,
-        name: str,
+        attempt: Attempt,
         chain: Sequence[str],
         probe: ProbeResult,
-        attempt_id: str,
-        request: RecoverRequest,
         approved: str | None = None,
     ) -> ComponentReport:
-        started = time.monotonic()
         steps: list[StepReport] = []
         failure_type = probe.failure_type
         for strategy in chain:
-            if self._needs_a_human(name, strategy, approved) and not self._confirmed(
-                name, strategy, failure_type, attempt_id, request
-            ):
-                return self._await_approval(
-                    name, strategy, failure_type, attempt_id, request, steps, started
-                )
+            if self._needs_a_human(attempt, strategy, approved):
+                if not attempt.request.yes:
+                    return self.await_approval(attempt, strategy, failure_type, steps)
+                self._approved_by_yes(attempt, strategy, failure_type)
             try:
-                step, after = self._step(name, strategy, failure_type, attempt_id, request)
+                step, after = self._step(attempt, strategy, failure_type)
             except (KeyboardInterrupt, Terminated) as exc:
-                self._interrupted(name, strategy, failure_type, attempt_id, request, started, exc)
+                self._interrupted(attempt, strategy, failure_type, exc)
                 raise
             steps.append(step)
             if after.healthy:
-                return self._succeeded(name, attempt_id, request, steps, started, after)
+                return self._succeeded(attempt, steps, after)
             failure_type = after.failure_type or failure_type
-        return self._failed(name, attempt_id, request, steps, started, failure_type)
+        return self._failed(attempt, steps, failure_type)
 
-    def _needs_a_human(self, name: str, strategy: str, approved: str | None) -> bool:
-        return strategy != approved and self.config.needs_approval(name, strategy)
+    def _needs_a_human(self, attempt: Attempt, strategy: str, approved: str | None) -> bool:
+        return strategy != approved and self.ctx.config.needs_approval(attempt.name, strategy)
 
     def _step(
-        self,
-        name: str,
-        strategy: str,
-        failure_type: str | None,
-        attempt_id: str,
-        request: RecoverRequest,
+        self, attempt: Attempt, strategy: str, failure_type: str | None
     ) -> tuple[StepReport, ProbeResult]:
-        timeout = self.config.step_timeout(name, strategy)
+        ctx, name = self.ctx, attempt.name
+        timeout = ctx.config.step_timeout(name, strategy)
         run = run_step(
-            lambda ctx: self._strategy_fn(name, strategy)(ctx),
+            lambda sctx: self._strategy_fn(name, strategy)(sctx),
             lambda deadline: self._context(name, strategy, failure_type, timeout, False, deadline),
-            self.config.retry(name, strategy),
+            ctx.config.retry(name, strategy),
             timeout,
-            sleep=self.env.clock.sleep,
+            sleep=ctx.env.clock.sleep,
         )
-        after = self.components.probe(name, fresh=True)
+        after = ctx.components.probe(name, fresh=True)
         result = run.result
-        with self.store.transaction(self.wait) as tx:
+        with ctx.store.transaction(ctx.wait) as tx:
             tx.record(
                 "step",
                 name,
                 strategy=strategy,
-                attempt_id=attempt_id,
-                trigger=request.trigger,
+                attempt_id=attempt.attempt_id,
+                trigger=attempt.request.trigger,
                 outcome=Outcome.SUCCESS if result.ok else Outcome.FAILED,
                 failure_type=failure_type,
                 error=result.failure_type,
@@ -93,7 +96,7 @@ class ChainRunner(RunParts):
                 duration_s=round(run.duration, 3),
                 health_after=str(after.health),
             )
-        self._apply_mode_requests(name, result, request)
+        self._apply_mode_requests(name, result, attempt.request)
         report = StepReport(
             strategy,
             result.ok,
@@ -106,45 +109,37 @@ class ChainRunner(RunParts):
         return report, after
 
     def _interrupted(
-        self,
-        name: str,
-        strategy: str,
-        failure_type: str | None,
-        attempt_id: str,
-        request: RecoverRequest,
-        started: float,
-        exc: BaseException,
+        self, attempt: Attempt, strategy: str, failure_type: str | None, exc: BaseException
     ) -> None:
         """Ctrl-C or SIGTERM mid-step: the step's commands are already ended (runtime);
         record the step and the attempt, then the exception unwinds and releases the locks."""
         signal_name = signal.Signals(interrupt_exit_code(exc) - 128).name
         detail = f"{strategy} interrupted by {signal_name}"
-        with self.store.transaction(self.wait) as tx:
+        with self.ctx.store.transaction(self.ctx.wait) as tx:
             tx.record(
                 "step",
-                name,
+                attempt.name,
                 strategy=strategy,
-                attempt_id=attempt_id,
-                trigger=request.trigger,
+                attempt_id=attempt.attempt_id,
+                trigger=attempt.request.trigger,
                 outcome=Outcome.INTERRUPTED,
                 failure_type=failure_type,
                 detail=detail,
             )
-            self._finish(
-                tx, name, attempt_id, Outcome.INTERRUPTED, started, request, failure_type, detail
-            )
+            self._finish(tx, attempt, Outcome.INTERRUPTED, strategy, failure_type, detail)
+            self._move(tx, attempt.name, LifeState.FAILING, "interrupted", detail)
 
     def _apply_mode_requests(
         self, name: str, result: StrategyResult, request: RecoverRequest
     ) -> None:
-        operator = self.env.operator(request.operator)
+        operator = self.ctx.env.operator(request.operator)
         if result.data.get("enter_degraded"):
-            self.degraded.enter(name, operator, result.detail)
+            self.ctx.degraded.enter(name, operator, result.detail)
         if result.data.get("exit_degraded"):
-            self.degraded.leave(name, operator)
+            self.ctx.degraded.leave(name, operator)
 
     def _strategy_fn(self, name: str, strategy: str) -> Callable[[StrategyContext], StrategyResult]:
-        fn = self.components.handler(name).strategies().get(strategy)
+        fn = self.ctx.components.handler(name).strategies().get(strategy)
         if fn is None:
             return lambda ctx: StrategyResult.failure(
                 "strategy_unavailable", f"{strategy} is not implemented by this handler"
@@ -161,12 +156,12 @@ class ChainRunner(RunParts):
         deadline: float,
     ) -> StrategyContext:
         return StrategyContext(
-            component=self.components.context(name),
-            params=self.config.strategy(name, strategy).params,
+            component=self.ctx.components.context(name),
+            params=self.ctx.config.strategy(name, strategy).params,
             failure_type=failure_type,
             timeout=timeout,
             dry_run=dry_run,
-            service=self.components.service(name),
+            service=self.ctx.components.service(name),
             deadline=deadline,
         )
 
@@ -175,7 +170,7 @@ class ChainRunner(RunParts):
     ) -> StrategyResult:
         from recovery_cli.runtime import call_with_timeout, strategy_result_from
 
-        timeout = self.config.step_timeout(name, strategy)
+        timeout = self.ctx.config.step_timeout(name, strategy)
         ctx = self._context(
             name, strategy, failure_type, timeout, dry_run, time.monotonic() + timeout
         )
@@ -183,142 +178,158 @@ class ChainRunner(RunParts):
             call_with_timeout(lambda: self._strategy_fn(name, strategy)(ctx), timeout)
         )
 
-    def _confirmed(
-        self,
-        name: str,
-        strategy: str,
-        failure_type: str | None,
-        attempt_id: str,
-        request: RecoverRequest,
-    ) -> bool:
-        how = "--yes" if request.yes else "interactive confirmation"
-        if not request.yes:
-            summary = f"{name}: {failure_type or 'unhealthy'}; run {strategy}?"
-            if not (
-                self.env.interactive and self.confirm and self.confirm(name, strategy, summary)
-            ):
-                return False
-        with self.store.transaction(self.wait) as tx:
+    def _approved_by_yes(self, attempt: Attempt, strategy: str, failure_type: str | None) -> None:
+        with self.ctx.store.transaction(self.ctx.wait) as tx:
             tx.record(
                 "approved",
-                name,
+                attempt.name,
                 strategy=strategy,
-                attempt_id=attempt_id,
-                trigger=request.trigger,
-                operator=self.env.operator(request.operator),
+                attempt_id=attempt.attempt_id,
+                trigger=attempt.request.trigger,
+                operator=self.ctx.env.operator(attempt.request.operator),
                 failure_type=failure_type,
-                detail=f"approved by {how}",
+                detail="approved by --yes",
             )
-        return True
 
-    def _await_approval(
+    def await_approval(
         self,
-        name: str,
+        attempt: Attempt | None,
         strategy: str,
         failure_type: str | None,
-        attempt_id: str,
-        request: RecoverRequest,
-        steps: list[StepReport],
-        started: float,
+        steps: Sequence[StepReport] = (),
+        name: str | None = None,
+        request: RecoverRequest | None = None,
+        tx: Transaction | None = None,
     ) -> ComponentReport:
-        params = self.config.strategy(name, strategy).params
-        req = approvals.Request(name, strategy, params, failure_type, attempt_id)
-        now = self.store.now()
-        with self.store.transaction(self.wait) as tx:
-            approvals.expire_old(tx.state, now)
-            approval, created = approvals.request(
-                tx.state,
-                req,
-                now,
-                self.config.defaults.approval_ttl_seconds,
-                self.env.operator(request.operator),
-            )
-            tx.changed()
-            if created:
-                tx.record(
-                    "approval_requested",
-                    name,
-                    strategy=strategy,
-                    attempt_id=attempt_id,
-                    trigger=request.trigger,
-                    approval_id=approval["id"],
-                    failure_type=failure_type,
-                    detail=f"plan {approval['plan_hash']}, expires {approval['expires']:.0f}",
+        """The step needs a person: one pending approval per plan (created, or the one that
+        waits already), the component awaiting it. With no ``attempt`` (the first step needs
+        the approval) nothing counts against the cap."""
+        name = attempt.name if attempt else name
+        request = attempt.request if attempt else request
+        assert name is not None and request is not None
+        if tx is None:
+            with self.ctx.store.transaction(self.ctx.wait) as own:
+                return self.await_approval(
+                    attempt, strategy, failure_type, steps, name, request, own
                 )
-            self._finish(
-                tx,
-                name,
-                attempt_id,
-                Outcome.AWAITING_APPROVAL,
-                started,
-                request,
-                failure_type,
-                f"{strategy} needs approval: recovery approve {approval['id']}",
-            )
-        if created:
-            self._alert(
-                "RecoveryApprovalNeeded",
-                name,
-                f"{name}: {strategy} awaits approval {approval['id']}",
-            )
-        detail = f"{strategy} needs approval; run: recovery approve {approval['id']}"
+        approval = self._pending_approval(tx, name, strategy, failure_type, attempt, request)
+        detail = f"{strategy} needs approval: recovery approve {approval['id']}"
+        if attempt is not None:
+            self._finish(tx, attempt, Outcome.AWAITING_APPROVAL, strategy, failure_type, detail)
+        self._move(tx, name, LifeState.AWAITING_APPROVAL, str(BlockReason.APPROVAL), detail)
         return ComponentReport(
             name,
             ExitCode.BLOCKED,
             "awaiting_approval",
-            "down",
+            self._health(name),
             failure_type,
-            detail,
+            f"{strategy} needs approval; run: recovery approve {approval['id']}",
             reason=BlockReason.APPROVAL,
             steps=tuple(steps),
             approval_id=approval["id"],
-            attempt_id=attempt_id,
+            attempt_id=attempt.attempt_id if attempt else None,
         )
+
+    def _pending_approval(
+        self,
+        tx: Transaction,
+        name: str,
+        strategy: str,
+        failure_type: str | None,
+        attempt: Attempt | None,
+        request: RecoverRequest,
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        now = ctx.store.now()
+        params = ctx.config.strategy(name, strategy).params
+        req = approvals.Request(
+            name, strategy, params, failure_type, attempt.attempt_id if attempt else None
+        )
+        approvals.expire_old(tx.state, now)
+        approval, created = approvals.request(
+            tx.state,
+            req,
+            now,
+            ctx.config.defaults.approval_ttl_seconds,
+            ctx.env.operator(request.operator),
+        )
+        tx.changed()
+        if created:
+            tx.record(
+                "approval_requested",
+                name,
+                strategy=strategy,
+                attempt_id=req.attempt_id,
+                trigger=request.trigger,
+                approval_id=approval["id"],
+                failure_type=failure_type,
+                detail=f"plan {approval['plan_hash']}, expires {approval['expires']:.0f}",
+            )
+        elif now - float(approval.get("notified", approval["created"])) >= self._renotify():
+            approval["notified"] = now
+            tx.record(
+                "still_waiting",
+                name,
+                strategy=strategy,
+                approval_id=approval["id"],
+                trigger=request.trigger,
+                detail=f"approval {approval['id']} still waits",
+            )
+        return approval
+
+    def _renotify(self) -> float:
+        return self.ctx.config.alerting.repeat_seconds
+
+    def _health(self, name: str) -> str:
+        return str(self.ctx.components.probe(name).health)
 
     def _finish(
         self,
         tx: Transaction,
-        name: str,
-        attempt_id: str,
+        attempt: Attempt,
         outcome: Outcome,
-        started: float,
-        request: RecoverRequest,
+        strategy: str | None,
         failure_type: str | None,
         detail: str,
     ) -> None:
         tx.record(
             "attempt",
-            name,
+            attempt.name,
             outcome=outcome,
-            attempt_id=attempt_id,
-            trigger=request.trigger,
+            attempt_id=attempt.attempt_id,
+            strategy=strategy,
+            trigger=attempt.request.trigger,
             failure_type=failure_type,
             detail=detail,
-            duration_s=round(time.monotonic() - started, 3),
-            operator=self.env.operator(request.operator),
+            duration_s=round(max(0.0, self.ctx.env.clock.monotonic() - attempt.started), 3),
+            operator=self.ctx.env.operator(attempt.request.operator),
         )
 
+    def _move(
+        self, tx: Transaction, name: str, state: LifeState, reason: str, detail: str = ""
+    ) -> None:
+        tracker = self.ctx.tracker
+        life = tracker.life(tx.state, name)
+        grace = self.ctx.config.thresholds(name).grace_seconds
+        if state is not LifeState.AWAITING_APPROVAL:
+            life = replace(life, grace_until=self.ctx.store.now() + grace)
+        tracker.put(tx, name, life, state, reason, detail)
+
     def _succeeded(
-        self,
-        name: str,
-        attempt_id: str,
-        request: RecoverRequest,
-        steps: list[StepReport],
-        started: float,
-        after: ProbeResult,
+        self, attempt: Attempt, steps: list[StepReport], after: ProbeResult
     ) -> ComponentReport:
-        with self.store.transaction(self.wait) as tx:
-            self._finish(
-                tx,
-                name,
-                attempt_id,
-                Outcome.SUCCESS,
-                started,
-                request,
-                None,
-                f"healthy after {steps[-1].strategy}",
-            )
-        self.degraded.leave(name, self.env.operator(request.operator))
+        ctx, name = self.ctx, attempt.name
+        with ctx.store.transaction(ctx.wait) as tx:
+            last = steps[-1].strategy
+            self._finish(tx, attempt, Outcome.SUCCESS, last, None, f"healthy after {last}")
+            life = ctx.tracker.life(tx.state, name)
+            counted = observe(life, True, None, ctx.store.now(), ctx.config.thresholds(name))
+            done = counted.successes == 0
+            state = LifeState.HEALTHY if done else LifeState.RECOVERING
+            reason = f"healthy after {last}" if done else "counting healthy probes"
+            grace_until = ctx.store.now() + ctx.config.thresholds(name).grace_seconds
+            ctx.tracker.put(tx, name, replace(counted, grace_until=grace_until), state, reason)
+        ctx.degraded.leave(name, ctx.env.operator(attempt.request.operator))
         return ComponentReport(
             name,
             ExitCode.OK,
@@ -327,40 +338,34 @@ class ChainRunner(RunParts):
             None,
             after.detail,
             steps=tuple(steps),
-            attempt_id=attempt_id,
+            attempt_id=attempt.attempt_id,
         )
 
     def _failed(
-        self,
-        name: str,
-        attempt_id: str,
-        request: RecoverRequest,
-        steps: list[StepReport],
-        started: float,
-        failure_type: str | None,
+        self, attempt: Attempt, steps: list[StepReport], failure_type: str | None
     ) -> ComponentReport:
-        detail = f"still unhealthy after {', '.join(s.strategy for s in steps) or 'no step'}"
-        with self.store.transaction(self.wait) as tx:
-            self._finish(
-                tx, name, attempt_id, Outcome.FAILED, started, request, failure_type, detail
-            )
-        self.degraded.enter(name, self.env.operator(request.operator), detail)
-        self._alert("RecoveryFailed", name, f"{name}: {detail} ({failure_type})")
+        """Only an exhausted automatic chain starts the cooldown and enters the degraded
+        modes; a person's failed run is recorded and counts, nothing more."""
+        ctx, name = self.ctx, attempt.name
+        tried = ", ".join(s.strategy for s in steps) or "no step"
+        detail = f"still unhealthy after {tried}"
+        last = steps[-1].strategy if steps else None
+        automatic = not attempt.request.by_person
+        with ctx.store.transaction(ctx.wait) as tx:
+            self._finish(tx, attempt, Outcome.FAILED, last, failure_type, detail)
+            if automatic:
+                self._move(tx, name, LifeState.FAILED, CHAIN_EXHAUSTED, detail)
+            else:
+                self._move(tx, name, LifeState.FAILING, PERSON_RUN_FAILED, detail)
+        if automatic:
+            ctx.degraded.enter(name, ctx.env.operator(attempt.request.operator), detail)
         return ComponentReport(
             name,
             ExitCode.UNHEALTHY,
             "failed",
-            "down",
+            self._health(name),
             failure_type,
             detail,
             steps=tuple(steps),
-            attempt_id=attempt_id,
+            attempt_id=attempt.attempt_id,
         )
-
-    def _alert(self, alert: str, name: str, summary: str) -> None:
-        """Queued: sent by the caller once the component lock is released."""
-        labels = {"component": name, "severity": self.config.components[name].priority}
-        self.outbox.add(alert, labels, summary, self.store.now())
-
-    def send_alerts(self) -> None:
-        self.warnings += self.outbox.flush(self.config.alerting)

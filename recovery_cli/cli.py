@@ -104,15 +104,38 @@ def recover(
     ] = False,
     operator: AsOpt = None,
     json_output: JsonOpt = False,
+    override_limits: Annotated[
+        bool,
+        typer.Option(
+            "--override-limits",
+            help="Break-glass: pass the hourly/daily cap and the cooldown (a person only; "
+            "never a disable or a required approval). Needs --reason.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why you override (recorded with your name).")
+    ] = None,
+    prompt_timeout: Annotated[
+        float,
+        typer.Option("--prompt-timeout", help="Seconds to wait at the approval prompt."),
+    ] = 300.0,
 ) -> None:
     """Probe, then recover what is unhealthy (what cron runs every minute)."""
     from recovery_cli import commands
 
-    session = _session(ctx)
-    names = tuple((components or []) + (component or []))
-    raise typer.Exit(
-        commands.recover(session, names, strategy, dry_run, yes, force, operator, json_output)
+    options = commands.RecoverOptions(
+        names=tuple((components or []) + (component or [])),
+        strategy=strategy,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        operator=operator,
+        json_output=json_output,
+        override_limits=override_limits,
+        reason=reason,
+        prompt_timeout=prompt_timeout,
     )
+    raise typer.Exit(commands.recover(_session(ctx), options))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,16 +14,17 @@ from recovery_cli.session import Session, handle_errors
 
 if TYPE_CHECKING:
     from recovery_cli.orchestrator import Orchestrator
+    from recovery_cli.runs import RecoverRequest
+
+MAX_PROMPT_TIMEOUT = 3600.0
 
 
 def _orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     from recovery_cli.orchestrator import Orchestrator
 
-    def confirm(component: str, strategy: str, summary: str) -> bool:
-        return render.ask(f"{summary} Approve")
-
     components = session.read_only_components if read_only else session.components
-    return Orchestrator(session.config, session.store(read_only), session.env, components, confirm)
+    store = session.store(read_only)
+    return Orchestrator(session.config, store, session.env, components, render.ask)
 
 
 def _trace_start(session: Session) -> str | None:
@@ -48,34 +50,58 @@ def _trace_records(session: Session, since: str | None) -> None:
         render.err(f"audit {record['ts']} {text}")
 
 
-def recover(
-    session: Session,
-    names: tuple[str, ...],
-    strategy: str | None,
-    dry_run: bool,
-    yes: bool,
-    force: bool,
-    operator: str | None,
-    json_output: bool,
-) -> int:
-    from recovery_cli.orchestrator import RecoverRequest
+@dataclass(frozen=True)
+class RecoverOptions:
+    names: tuple[str, ...] = ()
+    strategy: str | None = None
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    operator: str | None = None
+    json_output: bool = False
+    override_limits: bool = False
+    reason: str | None = None
+    prompt_timeout: float = 300.0
 
+
+def recover(session: Session, options: RecoverOptions) -> int:
     with handle_errors(session, render.err):
         since = _trace_start(session)
-        orchestrator = _orchestrator(session, read_only=dry_run)
-        request = RecoverRequest(
-            names, strategy, dry_run, yes, force, operator, session.env.trigger
-        )
-        reports = orchestrator.recover(request)
+        orchestrator = _orchestrator(session, read_only=options.dry_run)
+        reports = orchestrator.recover(_recover_request(session, options))
         for warning in orchestrator.warnings:
             render.err(f"warning: {warning}")
-        if json_output:
+        if options.json_output:
             render.print_json([r.to_json() for r in reports])
         else:
             render.recover_reports(reports)
         _trace_records(session, since)
         return int(worst([r.code for r in reports]))
     return int(ExitCode.INTERNAL)  # pragma: no cover - handle_errors always exits
+
+
+def _recover_request(session: Session, options: RecoverOptions) -> RecoverRequest:
+    """A person who names themselves (--as) acts as a person, whatever the terminal."""
+    from recovery_cli.runs import RecoverRequest
+
+    if options.override_limits and not (options.reason or "").strip():
+        raise UsageError("--override-limits needs --reason (it is recorded with your name)")
+    if options.reason and not options.override_limits:
+        raise UsageError("--reason goes with --override-limits")
+    if not 0 < options.prompt_timeout <= MAX_PROMPT_TIMEOUT:
+        raise UsageError(f"--prompt-timeout must be above 0 and at most {MAX_PROMPT_TIMEOUT:g}s")
+    trigger = "manual" if options.operator else session.env.trigger
+    return RecoverRequest(
+        options.names,
+        options.strategy,
+        options.dry_run,
+        options.yes,
+        options.force,
+        options.operator,
+        trigger,
+        options.reason if options.override_limits else None,
+        options.prompt_timeout,
+    )
 
 
 def history(

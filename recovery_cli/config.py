@@ -26,6 +26,7 @@ from pydantic import (
 
 from recovery_cli import yamlpos
 from recovery_cli.errors import ConfigError, ConfigProblem
+from recovery_cli.lifecycle import Thresholds
 from recovery_cli.registry import KINDS, HandlerUnavailable, config_validator
 
 # The bounds of every number in the config: each one validates, so none may crash later
@@ -42,6 +43,11 @@ MAX_RETRY_DELAY_SECONDS = 3600
 MAX_RETRY_MULTIPLIER = 10
 MAX_RETRY_ATTEMPTS = 20
 MAX_COMPONENTS = 1000
+MAX_ATTEMPTS_PER_DAY = 24 * MAX_ATTEMPTS_PER_HOUR
+MAX_PROBE_COUNT = 100  # failures_before_action, successes_before_healthy, flap_max
+MAX_REPEAT_SECONDS = DAY
+SEVERITIES = {"critical": "critical", "high": "critical", "medium": "warning", "low": "info"}
+UNHEALTHY_PERCENT = re.compile(r"^(\d{1,3}(\.\d+)?)%$")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -93,6 +99,11 @@ Timeout = Annotated[Number, Field(gt=0, le=MAX_TIMEOUT_SECONDS)]
 Delay = Annotated[Number, Field(ge=0, le=MAX_RETRY_DELAY_SECONDS)]
 Cooldown = Annotated[Whole, Field(ge=0, le=MAX_COOLDOWN_SECONDS)]
 HourlyCap = Annotated[Whole, Field(ge=1, le=MAX_ATTEMPTS_PER_HOUR)]
+DailyCap = Annotated[Whole, Field(ge=1, le=MAX_ATTEMPTS_PER_DAY)]
+ProbeCount = Annotated[Whole, Field(ge=1, le=MAX_PROBE_COUNT)]
+FlapMax = Annotated[Whole, Field(ge=0, le=MAX_PROBE_COUNT)]
+Window = Annotated[Number, Field(gt=0, le=DAY)]
+Grace = Annotated[Number, Field(ge=0, le=MAX_TIMEOUT_SECONDS)]
 
 
 class Strict(BaseModel):
@@ -115,6 +126,25 @@ class Defaults(Strict):
     approval_ttl_seconds: Whole = Field(3600, ge=1, le=MAX_APPROVAL_TTL_SECONDS)
     lock_wait_seconds: Number = Field(10.0, ge=0, le=MAX_LOCK_WAIT_SECONDS)
     retry: RetryPolicy = RetryPolicy()
+    max_attempts_per_day: DailyCap | None = None
+    failures_before_action: ProbeCount = 1
+    successes_before_healthy: ProbeCount = 1
+    grace_seconds: Grace = 0.0
+    flap_max: FlapMax = 0
+    flap_window_seconds: Window = 600.0
+    # more components down at once than this (a count, or "N%" of the components): stop
+    max_unhealthy: Whole | str | None = None
+
+    @field_validator("max_unhealthy")
+    @classmethod
+    def _count_or_percent(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 0 <= value <= MAX_COMPONENTS:
+            raise ValueError(f"must be a count from 0 to {MAX_COMPONENTS} or a percentage")
+        if isinstance(value, str):
+            match = UNHEALTHY_PERCENT.match(value.strip())
+            if not match or float(match.group(1)) > 100:
+                raise ValueError("must be a count or a percentage such as '50%'")
+        return value
 
 
 class AuditConfig(Strict):
@@ -147,8 +177,8 @@ class ServiceConfig(Strict):
             raise ValueError("method systemd needs 'unit'")
         if self.method == "docker" and not self.container:
             raise ValueError("method docker needs 'container'")
-        if self.method == "command" and not (self.restart or (self.start and self.stop)):
-            raise ValueError("method command needs 'restart', or both 'start' and 'stop'")
+        if self.method == "command" and not (self.restart or self.start):
+            raise ValueError("method command needs 'restart' or 'start' ('stop' is optional)")
         return self
 
 
@@ -166,6 +196,12 @@ class ComponentConfig(Strict):
     max_attempts_per_hour: HourlyCap | None = None
     step_timeout_seconds: Timeout | None = None
     probe_timeout_seconds: Timeout | None = None
+    max_attempts_per_day: DailyCap | None = None
+    failures_before_action: ProbeCount | None = None
+    successes_before_healthy: ProbeCount | None = None
+    grace_seconds: Grace | None = None
+    flap_max: FlapMax | None = None
+    flap_window_seconds: Window | None = None
 
     @field_validator("kind")
     @classmethod
@@ -191,6 +227,11 @@ class Alerting(Strict):
     alertmanager_url: str | None = None
     webhook_url: str | None = None
     timeout_seconds: Number = Field(3.0, gt=0, le=MAX_ALERT_TIMEOUT_SECONDS)
+    repeat_seconds: Number = Field(300.0, gt=0, le=MAX_REPEAT_SECONDS)
+    # how often runs come (cron: 60): an alert's endsAt is set beyond the next re-send
+    run_interval_seconds: Number = Field(60.0, gt=0, le=MAX_REPEAT_SECONDS)
+    # priority -> the severity label receivers route on
+    severity: dict[Literal["critical", "high", "medium", "low"], Text] = Field(default_factory=dict)
 
 
 class Config(Strict):
@@ -217,6 +258,29 @@ class Config(Strict):
     def hourly_cap(self, name: str) -> int:
         value = self.components[name].max_attempts_per_hour
         return self.defaults.max_attempts_per_hour if value is None else value
+
+    def daily_cap(self, name: str) -> int | None:
+        value = self.components[name].max_attempts_per_day
+        return self.defaults.max_attempts_per_day if value is None else value
+
+    def thresholds(self, name: str) -> Thresholds:
+        component, defaults = self.components[name], self.defaults
+
+        def pick(key: str) -> Any:
+            own = getattr(component, key)
+            return getattr(defaults, key) if own is None else own
+
+        return Thresholds(
+            failures_before_action=pick("failures_before_action"),
+            successes_before_healthy=pick("successes_before_healthy"),
+            grace_seconds=pick("grace_seconds"),
+            flap_max=pick("flap_max"),
+            flap_window_seconds=pick("flap_window_seconds"),
+        )
+
+    def severity(self, name: str) -> str:
+        priority = self.components[name].priority
+        return self.alerting.severity.get(priority) or SEVERITIES[priority]
 
     def step_timeout(self, name: str, strategy: str) -> float:
         own = self.strategy(name, strategy).timeout_seconds

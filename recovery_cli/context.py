@@ -41,7 +41,14 @@ class Environment:
 
     @classmethod
     def from_process(cls) -> Environment:
-        return cls(environ=dict(os.environ), interactive=sys.stdin.isatty() and sys.stdout.isatty())
+        """``RECOVERY_HOST`` names the host for records and alert labels (containers, tests);
+        else the machine's host name."""
+        environ = dict(os.environ)
+        return cls(
+            environ=environ,
+            interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+            host=environ.get("RECOVERY_HOST") or socket.gethostname(),
+        )
 
     def operator(self, explicit: str | None = None) -> str:
         """Who is acting: --as, else the sudo caller, else the login user."""

@@ -1,119 +1,164 @@
-"""``recovery metrics``: Prometheus metrics computed from the audit trail and state.
+"""``recovery metrics``: Prometheus metrics from the audit trail and the state file.
 
-Counters are derived from durable records on every run, so twenty concurrent runs cannot
-overwrite each other's counts the way pushed per-run counters would."""
+Counters are the running totals of pruned day files (kept in the state file) plus what the
+trail holds now (``counters``): they never decrease across pruning, and twenty concurrent runs
+cannot overwrite each other's counts the way pushed per-run counters would. Gauges come from
+the state: lifecycle state, cooldowns, degraded modes, approvals, the last run."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli import approvals
-from recovery_cli.audit import parse_ts_or
 from recovery_cli.config import Config
+from recovery_cli.counters import DURATION_BUCKETS, Key, Tally, tally
 from recovery_cli.errors import StateError
+from recovery_cli.lifecycle import Life, LifeState
+from recovery_cli.state import State
 from recovery_cli.store import Store
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 
 def build_registry(config: Config, store: Store) -> CollectorRegistry:
-    import prometheus_client
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry
 
-    # Counters here are rebuilt from the audit trail on each run: a creation time means nothing.
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    attempts = Counter(
-        "infra_recovery_attempts",
-        "Finished recovery attempts",
-        ["component", "strategy", "outcome"],
-        registry=registry,
-    )
-    duration = Histogram(
-        "infra_recovery_duration_seconds",
-        "Duration of finished recovery attempts",
-        ["component"],
-        registry=registry,
-    )
-    blocked = Counter(
-        "infra_recovery_blocked",
-        "Recoveries refused by a gate",
-        ["component", "reason"],
-        registry=registry,
-    )
-    last_success = Gauge(
-        "infra_recovery_last_success_timestamp_seconds",
-        "Last successful recovery",
-        ["component"],
-        registry=registry,
-    )
-    _count_records(store, attempts, duration, blocked, last_success)
-    _state_gauges(config, store, registry)
+    state = store.load_state()
+    totals = Tally.from_json(state.counters).add(tally(store.audit.read_forward()))
+    registry.register(_Snapshot(list(_families(config, store, state, totals))))
     return registry
 
 
-def _count_records(
-    store: Store, attempts: Any, duration: Any, blocked: Any, last_success: Any
-) -> None:
-    strategies: dict[str, str] = {}  # attempt_id -> the last step's strategy
-    for record in store.audit.read_forward():
-        event, component = record.get("event"), str(record.get("component"))
-        if event == "step":
-            strategies[str(record.get("attempt_id"))] = str(record.get("strategy"))
-        elif event == "attempt" and record.get("outcome") in (
-            "success",
-            "failed",
-            "awaiting_approval",
-        ):
-            strategy = strategies.pop(str(record.get("attempt_id")), "-")
-            attempts.labels(component, strategy, record["outcome"]).inc()
-            duration.labels(component).observe(float(record.get("duration_s") or 0))
-            if record["outcome"] == "success":
-                when = parse_ts_or(record["ts"], 0.0)
-                if when:
-                    last_success.labels(component).set(when)
-        elif event == "blocked":
-            blocked.labels(component, str(record.get("reason"))).inc()
+class _Snapshot:
+    """A collector over metric families computed once."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
-def _state_gauges(config: Config, store: Store, registry: CollectorRegistry) -> None:
-    from prometheus_client import Gauge
+def _families(config: Config, store: Store, state: State, totals: Tally) -> Iterator[Metric]:
+    yield from _counters(totals)
+    yield from _lifecycle(config, state)
+    yield from _gauges(config, store, state)
 
-    state = store.load_state()
-    now = store.now()
-    cooldown = Gauge(
-        "infra_recovery_cooldown_active",
-        "1 while the component cools down",
+
+def _counters(totals: Tally) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+    yield _counter(
+        "infra_recovery_attempts",
+        "Finished recovery attempts",
+        ["component", "strategy", "outcome"],
+        totals.attempts,
+    )
+    yield _counter(
+        "infra_recovery_blocked",
+        "Recoveries refused by a gate",
+        ["component", "reason"],
+        totals.blocked,
+    )
+    yield _counter(
+        "infra_recovery_overrides",
+        "Break-glass runs past the cap or cooldown (--override-limits)",
         ["component"],
-        registry=registry,
+        totals.overrides,
+    )
+    duration = HistogramMetricFamily(
+        "infra_recovery_duration_seconds",
+        "Duration of finished recovery attempts",
+        labels=["component"],
+    )
+    for key, counts in sorted(totals.durations.items()):
+        duration.add_metric(list(key), _buckets(counts), sum_value=counts[-1])
+    yield duration
+    last = GaugeMetricFamily(
+        "infra_recovery_last_success_timestamp_seconds",
+        "Last successful recovery",
+        labels=["component"],
+    )
+    for key, when in sorted(totals.last_success.items()):
+        last.add_metric(list(key), when)
+    yield last
+
+
+def _counter(name: str, text: str, labels: list[str], table: dict[Key, float]) -> Metric:
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(name, text, labels=labels)
+    for key, value in sorted(table.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+def _buckets(counts: list[float]) -> list[tuple[str, float]]:
+    cumulative, out = 0.0, []
+    for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts[:-1], strict=True):
+        cumulative += count
+        out.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return out
+
+
+def _lifecycle(config: Config, state: State) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily, StateSetMetricFamily
+
+    up = GaugeMetricFamily(
+        "infra_recovery_component_up",
+        "1 while the component is healthy, 0 otherwise",
+        labels=["component"],
+    )
+    states = StateSetMetricFamily(
+        "infra_recovery_component_state",
+        "The component's lifecycle state",
+        labels=["component"],
+    )
+    for name in config.components:
+        life = Life.from_json(state.components.get(name))
+        up.add_metric([name], 1 if life.state is LifeState.HEALTHY else 0)
+        states.add_metric([name], {s.value: s is life.state for s in LifeState})
+    yield up
+    yield states
+
+
+def _gauges(config: Config, store: Store, state: State) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    now = store.now()
+    cooldown = GaugeMetricFamily(
+        "infra_recovery_cooldown_active", "1 while the component cools down", labels=["component"]
     )
     for name in config.components:
         window = store.window(name, config.hourly_cap(name), config.cooldown(name))
-        cooldown.labels(name).set(1 if window.cooldown_until else 0)
-    degraded = Gauge(
-        "infra_degraded_mode_active",
-        "1 while the degraded mode is active",
-        ["mode"],
-        registry=registry,
+        cooldown.add_metric([name], 1 if window.cooldown_until else 0)
+    yield cooldown
+    degraded = GaugeMetricFamily(
+        "infra_degraded_mode_active", "1 while the degraded mode is active", labels=["mode"]
     )
     for mode in config.degraded_modes:
-        degraded.labels(mode).set(1 if mode in state.degraded else 0)
-    Gauge(
-        "infra_recovery_pending_approvals", "Approvals waiting for a human", registry=registry
-    ).set(len(approvals.pending(state, now)))
-    last_run = Gauge(
-        "infra_recovery_last_run_timestamp_seconds", "Last recover run", registry=registry
+        degraded.add_metric([mode], 1 if mode in state.degraded else 0)
+    yield degraded
+    yield GaugeMetricFamily(
+        "infra_recovery_pending_approvals",
+        "Approvals waiting for a human",
+        value=len(approvals.pending(state, now)),
     )
+    last_run = GaugeMetricFamily("infra_recovery_last_run_timestamp_seconds", "Last recover run")
     if state.last_run:
-        last_run.set(state.last_run)
-    Gauge(
-        "infra_recovery_audit_corrupt_lines_total",
+        last_run.add_metric([], state.last_run)
+    yield last_run
+    yield GaugeMetricFamily(
+        "infra_recovery_audit_corrupt_lines",
         "Audit lines skipped as torn or invalid",
-        registry=registry,
-    ).set(store.audit.stats.corrupt_lines)
+        value=store.audit.stats.corrupt_lines,
+    )
 
 
 def exposition(registry: CollectorRegistry) -> str:

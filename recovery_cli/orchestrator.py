@@ -1,56 +1,77 @@
-"""Recovery runs: probe, choose the chain, pass the gates, then hand over to the chain runner."""
+"""Recovery runs: probe, count the probe in the component's lifecycle, ask ``policy.decide``,
+then act on its verdict (run the chain, wait for an approval, hold, block or only record)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from recovery_cli import approvals, policy
+from recovery_cli import alerts, approvals, facts, policy
 from recovery_cli.approval_flow import ApprovalFlow
-from recovery_cli.chain import ChainRunner
+from recovery_cli.chain import Attempt, ChainRunner
+from recovery_cli.config import Config
+from recovery_cli.context import Environment
 from recovery_cli.errors import UsageError
 from recovery_cli.exitcodes import ExitCode
 from recovery_cli.graph import topological_order
 from recovery_cli.handlers.base import ProbeResult
+from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.locking import FileLock
-from recovery_cli.policy import BlockReason, Outcome
+from recovery_cli.policy import Decision, Outcome, Verdict
 from recovery_cli.registry import HandlerUnavailable
 from recovery_cli.reports import ComponentReport, StepReport
-from recovery_cli.runs import RecoverRequest, RunParts
-from recovery_cli.store import Transaction
+from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.runtime import Components
+from recovery_cli.store import Store, Transaction
 
 __all__ = ["Orchestrator", "RecoverRequest"]
 
 PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 # A component lock obtained after waiting means another run just acted: look again.
 WAITED_FOR_LOCK = 0.05
+# (question, timeout seconds) -> yes, no, or None when nobody answered in time
+Prompt = Callable[[str, float], bool | None]
 
 
-class Orchestrator(RunParts):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.chain = ChainRunner(self.config, self.store, self.env, self.components, self.confirm)
-        self.chain.warnings = self.warnings
-        self.chain.degraded = self.degraded
-        self.approval_flow = ApprovalFlow(self.chain)
+class Orchestrator:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        env: Environment,
+        components: Components,
+        prompt: Prompt | None = None,
+    ) -> None:
+        self.ctx = RunContext(config, store, env, components)
+        self.chain = ChainRunner(self.ctx)
+        self.approval_flow = ApprovalFlow(self.ctx, self.chain)
+        self.prompt = prompt
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.ctx.warnings
 
     def approve(self, approval_id: str, operator: str | None) -> ComponentReport:
         return self.approval_flow.approve(approval_id, operator)
 
-    def reject(self, approval_id: str, operator: str | None, reason: str) -> dict[str, Any]:
+    def reject(self, approval_id: str, operator: str | None, reason: str) -> dict[str, object]:
         return self.approval_flow.reject(approval_id, operator, reason)
 
     def ordered(self, names: Sequence[str] = ()) -> list[str]:
-        unknown = [n for n in names if n not in self.config.components]
+        config = self.ctx.config
+        unknown = [n for n in names if n not in config.components]
         if unknown:
-            known = ", ".join(self.config.components)
+            known = ", ".join(config.components)
             raise UsageError(f"unknown component {unknown[0]!r} (configured: {known})")
-        graph = {n: c.depends_on for n, c in self.config.components.items()}
-        rank = {n: PRIORITY_RANK[c.priority] for n, c in self.config.components.items()}
+        graph = {n: c.depends_on for n, c in config.components.items()}
+        rank = {n: PRIORITY_RANK[c.priority] for n, c in config.components.items()}
         order = topological_order(graph, rank)
         return [n for n in order if not names or n in names]
 
-    def _check_strategy(self, request: RecoverRequest, names: list[str]) -> None:
+    def _check_request(self, request: RecoverRequest, names: list[str]) -> None:
+        if request.override_reason is not None and not request.by_person:
+            raise UsageError(
+                "--override-limits is for a person: run it at a terminal or name yourself with --as"
+            )
         if request.strategy is None:
             return
         if len(names) != 1:
@@ -65,172 +86,219 @@ class Orchestrator(RunParts):
     def _known_strategies(self, name: str) -> list[str]:
         from recovery_cli.registry import KINDS
 
-        component = self.config.components[name]
+        component = self.ctx.config.components[name]
         declared = KINDS[component.kind].strategies
         return list(component.strategies) if declared is None else list(declared)
 
+    # -- the run ----------------------------------------------------------------------------
+
     def recover(self, request: RecoverRequest) -> list[ComponentReport]:
         names = self.ordered(request.components)
-        self._check_strategy(request, names)
-        reports = [self._recover_one(name, request) for name in names]
+        self._check_request(request, names)
+        unhealthy = self._unhealthy_count(names)
+        reports = [self._recover_one(name, request, unhealthy) for name in names]
         if not request.dry_run:
-            with self.store.transaction(self.wait) as tx:
-                tx.state.last_run = self.store.now()
-                approvals.prune_closed(tx.state, self.store.now())
-                tx.changed()
-                self.store.audit.prune(self.config.audit.retention_days, self.store.now())
-        return reports
+            self._bookkeeping(unhealthy)
+        self.ctx.send_alerts()
+        return [self._maybe_prompt(report, request) for report in reports]
 
-    def _recover_one(self, name: str, request: RecoverRequest) -> ComponentReport:
+    def _bookkeeping(self, unhealthy: int) -> None:
+        ctx = self.ctx
+        with ctx.store.transaction(ctx.wait) as tx:
+            tx.state.last_run = ctx.store.now()
+            approvals.prune_closed(tx.state, ctx.store.now())
+            self._blast_radius_alert(tx, unhealthy)
+            tx.changed()
+        ctx.store.prune(ctx.config.audit.retention_days, ctx.wait)
+
+    def _recover_one(self, name: str, request: RecoverRequest, unhealthy: int) -> ComponentReport:
+        ctx = self.ctx
         try:
-            self.components.handler(name)
+            ctx.components.handler(name)
         except HandlerUnavailable as exc:
             return ComponentReport(
                 name, ExitCode.UNHEALTHY, "unavailable", "unknown", "handler_unavailable", str(exc)
             )
-        probe = self.components.probe(name)
+        probe = ctx.components.probe(name)
+        if request.dry_run:
+            return self._dry_run(name, probe, request, unhealthy)
         if probe.healthy and not request.force:
             return self._healthy(name, probe, request)
-        if request.dry_run:
-            return self._dry_run(name, probe, request)
-        with self.store.component_lock(name) as lock:
-            report = self._locked(name, probe, request, lock)
-        self.chain.send_alerts()  # never while the component lock is held
+        with ctx.store.component_lock(name) as lock:
+            report = self._locked(name, probe, request, lock, unhealthy)
+        ctx.tracker.settle_alert(ctx.store, name)
+        ctx.send_alerts()  # never while the component lock is held
         return report
 
     def _locked(
-        self, name: str, probe: ProbeResult, request: RecoverRequest, lock: FileLock
-    ) -> ComponentReport:
-        acquired = lock.acquire(self.config.defaults.lock_wait_seconds)
-        if acquired and lock.waited > WAITED_FOR_LOCK:
-            probe = self.components.probe(name, fresh=True)
-            if probe.healthy and not request.force:
-                return self._healthy(name, probe, request)
-        return self._gate_and_run(name, probe, request, lock_held=not acquired)
-
-    def _healthy(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
-        if not request.dry_run:
-            self.degraded.leave(name, self.env.operator(request.operator))
-        return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
-
-    def _chain(self, name: str, probe: ProbeResult, request: RecoverRequest) -> list[str]:
-        return (
-            [request.strategy]
-            if request.strategy
-            else self.config.chain_for(name, probe.failure_type)
-        )
-
-    def _dependencies_down(self, name: str) -> list[str]:
-        deps = self.config.components[name].depends_on
-        return [d for d in deps if not self.components.probe(d).healthy]
-
-    def _gate_and_run(
-        self, name: str, probe: ProbeResult, request: RecoverRequest, lock_held: bool
-    ) -> ComponentReport:
-        chain = self._chain(name, probe, request)
-        if self.config.components[name].mode == "shadow":
-            return self._shadow(name, probe, chain, request)
-        decision, attempt_id = self._admit(name, probe, chain, request, lock_held)
-        if not decision.allowed:
-            return self._blocked_report(name, probe, decision, chain)
-        assert attempt_id is not None
-        return self.chain.run_chain(name, chain, probe, attempt_id, request)
-
-    def _decide(self, tx: Transaction, name: str, lock_held: bool) -> policy.Decision:
-        now = self.store.now()
-        inputs = policy.GateInputs(
-            component=name,
-            window=self.store.window(
-                name, self.config.hourly_cap(name), self.config.cooldown(name)
-            ),
-            disabled=policy.disabled_entry(tx.state.disabled, name, now),
-            dependencies_down=self._dependencies_down(name),
-            lock_held=lock_held,
-        )
-        return policy.evaluate(inputs)
-
-    def _admit(
         self,
         name: str,
         probe: ProbeResult,
-        chain: list[str],
+        request: RecoverRequest,
+        lock: FileLock,
+        unhealthy: int,
+    ) -> ComponentReport:
+        acquired = lock.acquire(self.ctx.config.defaults.lock_wait_seconds)
+        if acquired and lock.waited > WAITED_FOR_LOCK:
+            probe = self.ctx.components.probe(name, fresh=True)
+            if probe.healthy and not request.force:
+                return self._healthy(name, probe, request)
+        return self._gate_and_run(name, probe, request, not acquired, unhealthy)
+
+    def _healthy(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
+        ctx = self.ctx
+        if not ctx.tracker.needs_no_write(ctx.store.load_state(), name):
+            with ctx.store.transaction(ctx.wait) as tx:
+                ctx.tracker.count_probe(tx, name, probe)
+            ctx.tracker.settle_alert(ctx.store, name)
+        ctx.degraded.leave(name, ctx.env.operator(request.operator))
+        return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
+
+    def _chain(self, name: str, probe: ProbeResult, request: RecoverRequest) -> list[str]:
+        if request.strategy:
+            return [request.strategy]
+        return self.ctx.config.chain_for(name, probe.failure_type)
+
+    def _gate_and_run(
+        self,
+        name: str,
+        probe: ProbeResult,
         request: RecoverRequest,
         lock_held: bool,
-    ) -> tuple[policy.Decision, str | None]:
-        """Gates and the intent record, in one critical section: no two processes can both
-        see budget left and both act on it."""
+        unhealthy: int,
+    ) -> ComponentReport:
+        ctx = self.ctx
+        chain = self._chain(name, probe, request)
+        with ctx.store.transaction(ctx.wait) as tx:
+            life = ctx.tracker.count_probe(tx, name, probe)
+            asking = facts.Asking(lock_held=lock_held, unhealthy=unhealthy)
+            decision = facts.decide(ctx, tx, name, life, chain, request, asking)
+            if decision.verdict is Verdict.AWAIT:
+                return self.chain.await_approval(
+                    None, chain[0], probe.failure_type, name=name, request=request, tx=tx
+                )
+            if decision.verdict is not Verdict.ACT:
+                return self._refused(tx, name, probe, decision, chain, request)
+            attempt = self._start(tx, name, probe, chain, request)
+        return self.chain.run_chain(attempt, chain, probe)
+
+    def _start(
+        self,
+        tx: Transaction,
+        name: str,
+        probe: ProbeResult,
+        chain: Sequence[str],
+        request: RecoverRequest,
+        **fields: object,
+    ) -> Attempt:
+        """The intent record, in the same transaction as the decision: no two processes can
+        both see budget left and both act on it."""
+        ctx = self.ctx
+        attempt_id = tx.start_attempt(
+            name,
+            strategy=",".join(chain),
+            detail=probe.detail,
+            trigger=request.trigger,
+            failure_type=probe.failure_type,
+            operator=ctx.env.operator(request.operator),
+            override=request.override_reason,
+            **fields,
+        )
+        life = ctx.tracker.life(tx.state, name)
+        ctx.tracker.put(tx, name, life, LifeState.RECOVERING, "chain running", probe.detail)
+        return Attempt(name, attempt_id, request, ctx.env.clock.monotonic())
+
+    def _refused(
+        self,
+        tx: Transaction,
+        name: str,
+        probe: ProbeResult,
+        decision: Decision,
+        chain: Sequence[str],
+        request: RecoverRequest,
+    ) -> ComponentReport:
+        ctx = self.ctx
         common = {
             "trigger": request.trigger,
             "failure_type": probe.failure_type,
-            "operator": self.env.operator(request.operator),
+            "operator": ctx.env.operator(request.operator),
+            "detail": decision.detail,
         }
-        with self.store.transaction(self.wait) as tx:
-            decision = self._decide(tx, name, lock_held)
-            if not decision.allowed:
-                tx.record(
-                    "blocked",
-                    name,
-                    outcome=Outcome.BLOCKED,
-                    reason=decision.reason,
-                    detail=decision.detail,
-                    **common,
-                )
-                return decision, None
-            attempt_id = tx.start_attempt(
-                name,
-                strategy=",".join(chain),
-                detail=probe.detail,
-                **common,
-            )
-            return decision, attempt_id
-
-    def _blocked_report(
-        self, name: str, probe: ProbeResult, decision: policy.Decision, chain: list[str]
-    ) -> ComponentReport:
-        return ComponentReport(
-            name,
-            ExitCode.BLOCKED,
-            "blocked",
-            probe.health,
-            probe.failure_type,
-            decision.detail,
-            reason=str(decision.reason),
-            plan=tuple(chain),
-        )
-
-    def _shadow(
-        self, name: str, probe: ProbeResult, chain: list[str], request: RecoverRequest
-    ) -> ComponentReport:
-        detail = f"shadow mode: would run {', '.join(chain)}"
-        with self.store.transaction(self.wait) as tx:
+        if decision.verdict is Verdict.SHADOW:
             tx.record(
                 "attempt",
                 name,
                 outcome=Outcome.SHADOW,
                 strategy=",".join(chain),
-                detail=detail,
-                failure_type=probe.failure_type,
-                trigger=request.trigger,
+                **{**common, "detail": f"shadow mode: would run {', '.join(chain)}"},
             )
-        return ComponentReport(
-            name,
-            ExitCode.BLOCKED,
-            "shadow",
-            probe.health,
-            probe.failure_type,
-            detail,
-            reason=BlockReason.SHADOW,
-            plan=tuple(chain),
-        )
+        elif decision.verdict is Verdict.BLOCK:
+            tx.record("blocked", name, outcome=Outcome.BLOCKED, reason=decision.reason, **common)
+        if decision.reason != policy.BlockReason.LOCK_HELD:  # the holder keeps the state
+            life = ctx.tracker.life(tx.state, name)
+            ctx.tracker.put(tx, name, life, decision.state, str(decision.reason), decision.detail)
+        return _refusal_report(name, probe, decision, chain)
 
-    def _dry_run(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
+    # -- blast radius ------------------------------------------------------------------------
+
+    def _unhealthy_count(self, names: Sequence[str]) -> int:
+        """Components down right now: probed in this run, or by their last known state."""
+        if facts.max_unhealthy(self.ctx) is None:
+            return 0
+        state = self.ctx.store.load_state()
+        count = 0
+        for name in self.ctx.config.components:
+            if name in names:
+                count += not self.ctx.components.probe(name).healthy
+            else:
+                count += self.ctx.tracker.life(state, name).state is not LifeState.HEALTHY
+        return count
+
+    def _blast_radius_alert(self, tx: Transaction, unhealthy: int) -> None:
+        limit = facts.max_unhealthy(self.ctx)
+        ctx = self.ctx
+        over = limit is not None and unhealthy > limit
+        labels = (
+            {
+                "alertname": alerts.BLAST_RADIUS_ALERT,
+                "host": ctx.env.host,
+                "severity": "critical",
+                "state": str(LifeState.BLOCKED),
+                "reason": str(policy.BlockReason.BLAST_RADIUS),
+            }
+            if over
+            else None
+        )
+        summary = f"{unhealthy} components unhealthy at once on {ctx.env.host} (max {limit})"
+        held, messages = alerts.plan(
+            tx.state.global_alert, labels, summary, ctx.config.alerting, ctx.store.now()
+        )
+        tx.state.global_alert = held
+        ctx.outbox.add(messages)
+
+    # -- dry run and the prompt ----------------------------------------------------------------
+
+    def _dry_run(
+        self, name: str, probe: ProbeResult, request: RecoverRequest, unhealthy: int
+    ) -> ComponentReport:
+        ctx = self.ctx
         chain = self._chain(name, probe, request)
-        with self.store.component_lock(name) if not self.store.read_only else _NoLock() as lock:
+        if probe.healthy and not request.force:
+            return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
+        with ctx.store.component_lock(name) if not ctx.store.read_only else _NoLock() as lock:
             held = not lock.acquire(0)
-        with self.store.transaction(self.wait) as tx:
-            decision = self._decide(tx, name, held)
-        if not decision.allowed:
-            return self._blocked_report(name, probe, decision, chain)
+        with ctx.store.transaction(ctx.wait) as tx:
+            life = observe(
+                ctx.tracker.life(tx.state, name),
+                probe.healthy,
+                probe.failure_type,
+                ctx.store.now(),
+                ctx.config.thresholds(name),
+            )
+            asking = facts.Asking(lock_held=held, unhealthy=unhealthy)
+            decision = facts.decide(ctx, tx, name, life, chain, request, asking)
+        if decision.verdict not in (Verdict.ACT, Verdict.AWAIT):
+            return _refusal_report(name, probe, decision, chain)
         steps = tuple(self._dry_step(name, s, probe.failure_type) for s in chain)
         return ComponentReport(
             name,
@@ -245,10 +313,44 @@ class Orchestrator(RunParts):
 
     def _dry_step(self, name: str, strategy: str, failure_type: str | None) -> StepReport:
         result = self.chain.call_strategy(name, strategy, failure_type, dry_run=True)
-        note = " (needs approval)" if self.config.needs_approval(name, strategy) else ""
+        note = " (needs approval)" if self.ctx.config.needs_approval(name, strategy) else ""
         return StepReport(
             strategy, result.ok, False, result.detail + note, result.failure_type, 0.0, 1
         )
+
+    def _maybe_prompt(self, report: ComponentReport, request: RecoverRequest) -> ComponentReport:
+        """A person at a terminal is asked, with no lock held; a yes consumes the approval
+        exactly as ``recovery approve ID`` does. No answer in time: it stays pending."""
+        if (
+            report.outcome != "awaiting_approval"
+            or report.approval_id is None
+            or self.prompt is None
+            or not self.ctx.env.interactive
+            or request.yes
+        ):
+            return report
+        question = f"{report.component}: {report.detail}. Approve {report.approval_id}?"
+        answer = self.prompt(question, request.prompt_timeout)
+        if not answer:
+            return report
+        return self.approval_flow.approve(report.approval_id, request.operator, at_prompt=True)
+
+
+def _refusal_report(
+    name: str, probe: ProbeResult, decision: Decision, chain: Sequence[str]
+) -> ComponentReport:
+    outcome = {Verdict.SHADOW: "shadow", Verdict.HOLD: "held"}.get(decision.verdict, "blocked")
+    code = ExitCode.UNHEALTHY if decision.verdict is Verdict.HOLD else ExitCode.BLOCKED
+    return ComponentReport(
+        name,
+        code,
+        outcome,
+        probe.health,
+        probe.failure_type,
+        decision.detail,
+        reason=str(decision.reason) if decision.reason else None,
+        plan=tuple(chain),
+    )
 
 
 class _NoLock:

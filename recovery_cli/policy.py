@@ -1,8 +1,11 @@
-"""The gates, as pure functions of (recent audit records, state, config values, now).
+"""Every gate, in one order, as one pure function of what is known about a component.
 
-Attempt windows and cooldowns come from the audit trail itself: an attempt counts from its
-intent record, written before the first action. Records dated after ``now`` (the clock was
-stepped back) stay inside every window, so stepping the clock back never frees budget.
+``decide(facts, request, now)`` is used by ``recover``, ``approve`` and the prompt alike: it
+says whether to act, hold, block, only record (shadow) or wait for an approval, why, and which
+lifecycle state that puts the component in. Attempt windows and cooldowns come from the audit
+trail itself (``build_window``): an attempt counts from its intent record, written before the
+first strategy runs. Records dated after ``now`` (the clock was stepped back) stay inside every
+window, so stepping the clock back never frees budget.
 """
 
 from __future__ import annotations
@@ -13,19 +16,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery_cli.audit import Record, format_ts, parse_ts_or
+from recovery_cli.lifecycle import Life, LifeState, Thresholds
 
 WINDOW_SECONDS = 3600
+DAY_SECONDS = 86400
+PERSON_TRIGGER = "manual"
 
 
 class BlockReason(enum.StrEnum):
     DISABLED = "disabled"
     DEPENDENCY = "dependency"
     LOCK_HELD = "lock_held"
+    FLAPPING = "flapping"
+    BLAST_RADIUS = "blast_radius"
+    DAILY_CAP = "daily_cap"
     HOURLY_CAP = "hourly_cap"
     COOLDOWN = "cooldown"
     APPROVAL = "approval"
     SHADOW = "shadow"
     PLAN_CHANGED = "plan_changed"
+
+
+class HoldReason(enum.StrEnum):
+    BELOW_THRESHOLD = "below_threshold"  # fewer failing probes in a row than required
+    GRACE = "grace"  # a recovery just ran: give it time before counting failures
 
 
 class Outcome(enum.StrEnum):
@@ -38,15 +52,25 @@ class Outcome(enum.StrEnum):
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM mid-step; the step's commands were ended
 
 
+class Verdict(enum.StrEnum):
+    ACT = "act"
+    HOLD = "hold"
+    BLOCK = "block"
+    SHADOW = "shadow"
+    AWAIT = "await"  # the first step needs an approval nobody gave yet
+
+
 @dataclass(frozen=True)
 class Window:
     """What the audit trail says about one component's recent attempts."""
 
-    attempt_times: tuple[float, ...]  # intent records inside the window (future ones included)
+    attempt_times: tuple[float, ...]  # intent records inside the hour (future ones included)
     cap: int
-    last_failure: float | None
+    last_failure: float | None  # the last automatic chain that ended unhealthy
     cooldown_seconds: int
     now: float
+    day_times: tuple[float, ...] = ()  # intent records inside the last 24 hours
+    day_cap: int | None = None
 
     @property
     def used(self) -> int:
@@ -55,6 +79,10 @@ class Window:
     @property
     def cap_reached(self) -> bool:
         return self.used >= self.cap
+
+    @property
+    def day_cap_reached(self) -> bool:
+        return self.day_cap is not None and len(self.day_times) >= self.day_cap
 
     @property
     def cap_frees_at(self) -> float | None:
@@ -78,43 +106,83 @@ class Window:
 
 
 @dataclass(frozen=True)
-class GateInputs:
+class Facts:
+    """What is known about one component when a run decides."""
+
     component: str
+    mode: str
+    life: Life
     window: Window
-    disabled: Mapping[str, Any] | None
-    dependencies_down: Sequence[str]
-    lock_held: bool
+    thresholds: Thresholds
+    disabled: Mapping[str, Any] | None = None
+    dependencies_down: Sequence[str] = ()
+    lock_held: bool = False
+    unhealthy_components: int = 1
+    max_unhealthy: int | None = None
+    pending_approval: str | None = None  # a valid pending approval for this very plan
+    plan_matches: bool = True  # approve: the approved plan is still what is needed
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the run asks for."""
+
+    by_person: bool = False  # a person at a terminal, or one who named themselves (--as)
+    override_reason: str | None = None  # --override-limits: pass cap and cooldown
+    approved: bool = False  # the first step's approval is given (approve ID, --yes)
+    first_step_needs_approval: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
 class Decision:
-    allowed: bool
-    reason: BlockReason | None = None
+    verdict: Verdict
+    state: LifeState
+    reason: str | None = None
     detail: str = ""
     retry_at: float | None = None
     explain: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ACT
 
-def lookback_since(now: float, cooldown_seconds: int) -> str:
+
+def lookback_since(now: float, cooldown_seconds: int, day_cap: int | None = None) -> str:
     """The oldest timestamp any gate needs to see."""
-    return format_ts(now - max(WINDOW_SECONDS, cooldown_seconds))
+    longest = max(WINDOW_SECONDS, cooldown_seconds, DAY_SECONDS if day_cap else 0)
+    return format_ts(now - longest)
 
 
 def build_window(
-    records: Iterable[Record], component: str, cap: int, cooldown: int, now: float
+    records: Iterable[Record],
+    component: str,
+    cap: int,
+    cooldown: int,
+    now: float,
+    day_cap: int | None = None,
 ) -> Window:
     starts: list[float] = []
+    day: list[float] = []
     last_failure: float | None = None
     for record in records:
         if record.get("event") != "attempt" or record.get("component") != component:
             continue
         ts = parse_ts_or(record.get("ts"), now)  # unreadable: counted as now, never freed
         outcome = record.get("outcome")
-        if outcome == Outcome.STARTED and ts > now - WINDOW_SECONDS:
-            starts.append(ts)
-        elif outcome == Outcome.FAILED and (last_failure is None or ts > last_failure):
-            last_failure = ts
-    return Window(tuple(starts), cap, last_failure, cooldown, now)
+        if outcome == Outcome.STARTED:
+            if ts > now - WINDOW_SECONDS:
+                starts.append(ts)
+            if ts > now - DAY_SECONDS:
+                day.append(ts)
+        elif outcome == Outcome.FAILED and _automatic(record):
+            last_failure = ts if last_failure is None else max(last_failure, ts)
+    return Window(tuple(starts), cap, last_failure, cooldown, now, tuple(day), day_cap)
+
+
+def _automatic(record: Record) -> bool:
+    """Only an exhausted automatic chain starts the cooldown (a person's run does not)."""
+    return record.get("trigger") != PERSON_TRIGGER
 
 
 def disabled_entry(
@@ -126,46 +194,158 @@ def disabled_entry(
     return entry
 
 
-def evaluate(inputs: GateInputs) -> Decision:
-    """The first gate that refuses, in the documented order; or allowed."""
-    explain = explain_window(inputs.window)
-    window = inputs.window
-    if inputs.disabled is not None:
-        until = float(inputs.disabled["until"])
-        reason = inputs.disabled.get("reason", "")
-        return Decision(
-            False,
-            BlockReason.DISABLED,
-            f"disabled until {format_ts(until)}: {reason}",
-            until,
-            explain,
-        )
-    if inputs.dependencies_down:
-        names = ", ".join(inputs.dependencies_down)
-        return Decision(
-            False, BlockReason.DEPENDENCY, f"dependency not healthy: {names}", None, explain
-        )
-    if inputs.lock_held:
-        return Decision(
-            False,
-            BlockReason.LOCK_HELD,
-            "another recovery of this component is running",
-            None,
-            explain,
-        )
-    if window.cap_reached:
-        frees = window.cap_frees_at
-        used = f"{window.used} attempts in the last hour (cap {window.cap})"
-        detail = f"{used}; next slot at {_fmt(frees)}"
-        return Decision(False, BlockReason.HOURLY_CAP, detail, frees, explain)
-    cooldown_until = window.cooldown_until
-    if cooldown_until is not None:
-        left = cooldown_until - window.now
-        detail = (
-            f"cooling down after a failed recovery: {left:.0f}s left (until {_fmt(cooldown_until)})"
-        )
-        return Decision(False, BlockReason.COOLDOWN, detail, cooldown_until, explain)
-    return Decision(True, explain=explain)
+def decide(facts: Facts, request: Request, now: float) -> Decision:
+    """The first gate that refuses, in the documented order; else act (or wait for an
+    approval). Limits that protect against automation (thresholds, grace, flapping, blast
+    radius) do not hold a person back; a person's --override-limits passes the caps and the
+    cooldown, never a disable, a dependency or a required approval."""
+    explain = explain_window(facts.window)
+    for gate in GATES:
+        decision = gate(facts, request, now)
+        if decision is not None:
+            return Decision(
+                decision.verdict,
+                decision.state,
+                decision.reason,
+                decision.detail,
+                decision.retry_at,
+                explain,
+            )
+    return Decision(Verdict.ACT, LifeState.RECOVERING, explain=explain)
+
+
+def _disabled(facts: Facts, request: Request, now: float) -> Decision | None:
+    if facts.disabled is None:
+        return None
+    until = float(facts.disabled["until"])
+    detail = f"disabled until {format_ts(until)}: {facts.disabled.get('reason', '')}"
+    return _block(BlockReason.DISABLED, detail, LifeState.DISABLED, until)
+
+
+def _shadow(facts: Facts, request: Request, now: float) -> Decision | None:
+    if facts.mode != "shadow":
+        return None
+    return Decision(Verdict.SHADOW, LifeState.SHADOW, BlockReason.SHADOW, "shadow mode")
+
+
+def _dependency(facts: Facts, request: Request, now: float) -> Decision | None:
+    if not facts.dependencies_down:
+        return None
+    names = ", ".join(facts.dependencies_down)
+    return _block(BlockReason.DEPENDENCY, f"dependency not healthy: {names}")
+
+
+def _lock(facts: Facts, request: Request, now: float) -> Decision | None:
+    if not facts.lock_held:
+        return None
+    return _block(BlockReason.LOCK_HELD, "another recovery of this component is running")
+
+
+def _plan(facts: Facts, request: Request, now: float) -> Decision | None:
+    if facts.plan_matches:
+        return None
+    return _block(BlockReason.PLAN_CHANGED, "the plan changed since the approval was requested")
+
+
+def _grace(facts: Facts, request: Request, now: float) -> Decision | None:
+    if request.by_person or request.force or not facts.life.in_grace(now, facts.thresholds):
+        return None
+    left = facts.life.grace_until - now
+    detail = f"a recovery just ran: failing probes are not counted for {left:.0f}s more"
+    return Decision(Verdict.HOLD, LifeState.RECOVERING, HoldReason.GRACE, detail)
+
+
+def _threshold(facts: Facts, request: Request, now: float) -> Decision | None:
+    needed = facts.thresholds.failures_before_action
+    if request.by_person or request.force or facts.life.failures >= needed:
+        return None
+    detail = f"{facts.life.failures} of {needed} failing probes in a row before acting"
+    return Decision(Verdict.HOLD, LifeState.FAILING, HoldReason.BELOW_THRESHOLD, detail)
+
+
+def _flapping(facts: Facts, request: Request, now: float) -> Decision | None:
+    limit = facts.thresholds.flap_max
+    flaps = facts.life.flaps(now, facts.thresholds)
+    if request.by_person or not limit or flaps <= limit:
+        return None
+    window = facts.thresholds.flap_window_seconds
+    detail = f"went down {flaps} times in {window:g}s (flap_max {limit}): a person must look"
+    return _block(BlockReason.FLAPPING, detail, LifeState.ESCALATED)
+
+
+def _blast_radius(facts: Facts, request: Request, now: float) -> Decision | None:
+    limit = facts.max_unhealthy
+    if request.by_person or limit is None or facts.unhealthy_components <= limit:
+        return None
+    detail = (
+        f"{facts.unhealthy_components} components are unhealthy at once (max_unhealthy "
+        f"{limit}): automatic actions stop; a person can still act"
+    )
+    return _block(BlockReason.BLAST_RADIUS, detail)
+
+
+def _day_cap(facts: Facts, request: Request, now: float) -> Decision | None:
+    window = facts.window
+    if request.override_reason or not window.day_cap_reached:
+        return None
+    detail = f"{len(window.day_times)} attempts in 24 hours (max_attempts_per_day {window.day_cap})"
+    oldest = min(window.day_times) + DAY_SECONDS
+    return _block(BlockReason.DAILY_CAP, detail, LifeState.ESCALATED, oldest)
+
+
+def _hour_cap(facts: Facts, request: Request, now: float) -> Decision | None:
+    window = facts.window
+    if request.override_reason or not window.cap_reached:
+        return None
+    frees = window.cap_frees_at
+    used = f"{window.used} attempts in the last hour (cap {window.cap})"
+    return _block(BlockReason.HOURLY_CAP, f"{used}; next slot at {_fmt(frees)}", retry_at=frees)
+
+
+def _cooldown(facts: Facts, request: Request, now: float) -> Decision | None:
+    until = facts.window.cooldown_until
+    if request.override_reason or until is None:
+        return None
+    left = until - now
+    detail = f"cooling down after a failed recovery: {left:.0f}s left (until {_fmt(until)})"
+    return _block(BlockReason.COOLDOWN, detail, LifeState.FAILED, until)
+
+
+def _approval(facts: Facts, request: Request, now: float) -> Decision | None:
+    if request.approved or not request.first_step_needs_approval:
+        return None
+    detail = (
+        f"waiting for approval {facts.pending_approval}"
+        if facts.pending_approval
+        else "the first step needs an approval"
+    )
+    return Decision(Verdict.AWAIT, LifeState.AWAITING_APPROVAL, BlockReason.APPROVAL, detail)
+
+
+GATES = (
+    _disabled,
+    _shadow,
+    _dependency,
+    _lock,
+    _plan,
+    _grace,
+    _threshold,
+    _flapping,
+    _blast_radius,
+    _day_cap,
+    _hour_cap,
+    _cooldown,
+    _approval,
+)
+
+
+def _block(
+    reason: BlockReason,
+    detail: str,
+    state: LifeState = LifeState.BLOCKED,
+    retry_at: float | None = None,
+) -> Decision:
+    return Decision(Verdict.BLOCK, state, reason, detail, retry_at)
 
 
 def explain_window(window: Window) -> tuple[str, ...]:
@@ -178,6 +358,8 @@ def explain_window(window: Window) -> tuple[str, ...]:
             else ""
         )
     ]
+    if window.day_cap is not None:
+        lines.append(f"day: {len(window.day_times)} of max_attempts_per_day {window.day_cap}")
     future = [t for t in window.attempt_times if t > window.now]
     if future:
         lines.append(f"clock: {len(future)} attempt(s) dated after now are kept inside the window")

@@ -118,6 +118,7 @@ def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
             "component",
             "kind",
             "health",
+            "state",
             "failure",
             "attempts/h",
             "cooldown",
@@ -131,6 +132,7 @@ def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
                 r.component,
                 r.kind + ("" if r.handler == "available" else " (no handler)"),
                 r.health,
+                r.state + (f" ({r.state_reason})" if r.state_reason else ""),
                 r.failure_type,
                 f"{r.attempts_last_hour}/{r.hourly_cap}",
                 f"{r.cooldown_left_s}s" if r.cooldown_left_s else "-",
@@ -145,6 +147,8 @@ def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
     if explain:
         for r in rows:
             out(f"\n{r.component}:")
+            since = f" since {r.state_since}" if r.state_since else ""
+            out(f"  state: {r.state}{since} ({r.state_reason or '-'}); next: {r.next_step}")
             for line in r.explain:
                 out(f"  {line}")
 
@@ -158,7 +162,7 @@ def history_rows(records: Sequence[Record]) -> None:
                 r.get("event"),
                 r.get("component"),
                 r.get("strategy"),
-                r.get("outcome") or r.get("reason"),
+                _what(r),
                 r.get("trigger"),
                 r.get("operator"),
                 str(r.get("detail") or "")[:120],
@@ -166,6 +170,12 @@ def history_rows(records: Sequence[Record]) -> None:
             for r in records
         ],
     )
+
+
+def _what(record: Record) -> object:
+    if record.get("event") == "state_changed":
+        return f"{record.get('from_state')} -> {record.get('to_state')}"
+    return record.get("outcome") or record.get("reason")
 
 
 def drill_cases(cases: Sequence[DrillCase]) -> None:
@@ -197,7 +207,14 @@ def approvals_rows(rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def ask(question: str) -> bool:
-    from rich.prompt import Confirm
+def ask(question: str, timeout: float) -> bool | None:
+    """y/N at the terminal; ``None`` when nobody answered within ``timeout`` seconds."""
+    import select
 
-    return bool(Confirm.ask(question, default=False))
+    sys.stderr.write(f"{_redact(question)} [y/N] (waiting {timeout:g}s) ")
+    sys.stderr.flush()
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready:
+        err("\nno answer: the approval stays pending")
+        return None
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

@@ -1,17 +1,19 @@
-"""What every part of a recovery run shares: the request, and the run's collaborators."""
+"""What every part of a recovery run shares: the request, and the run's collaborators as one
+plain object handed to each part (no base class, nothing patched after construction)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from recovery_cli.alerts import Outbox
 from recovery_cli.config import Config
 from recovery_cli.context import Environment
 from recovery_cli.degraded import DegradedModes
 from recovery_cli.runtime import Components
 from recovery_cli.store import Store
+from recovery_cli.tracker import Tracker
 
-Confirm = Callable[[str, str, str], bool]  # (component, strategy, question) -> yes?
+DEFAULT_PROMPT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -23,26 +25,34 @@ class RecoverRequest:
     force: bool = False
     operator: str | None = None
     trigger: str = "manual"
+    override_reason: str | None = None  # --override-limits: a person passes cap and cooldown
+    prompt_timeout: float = DEFAULT_PROMPT_TIMEOUT
+
+    @property
+    def by_person(self) -> bool:
+        """A person at a terminal or one who named themselves: automation's own limits
+        (thresholds, grace, flapping, blast radius) do not hold them back."""
+        return self.trigger == "manual"
 
 
-class RunParts:
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        env: Environment,
-        components: Components,
-        confirm: Confirm | None = None,
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.env = env
-        self.components = components
-        self.confirm = confirm
-        self.degraded = DegradedModes(config, store)
-        self.warnings: list[str] = []
+@dataclass
+class RunContext:
+    config: Config
+    store: Store
+    env: Environment
+    components: Components
+    outbox: Outbox = field(default_factory=Outbox)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.degraded = DegradedModes(self.config, self.store)
+        self.tracker = Tracker(self.config, self.env, self.outbox)
 
     @property
     def wait(self) -> float:
         """How long to wait for another run's state lock."""
         return self.config.defaults.lock_wait_seconds
+
+    def send_alerts(self) -> None:
+        """Never called while a component lock is held."""
+        self.warnings += self.outbox.flush(self.config.alerting)

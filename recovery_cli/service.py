@@ -193,8 +193,9 @@ def _outcome_failure(
 
 
 class CommandService(_BaseService):
-    """``method: command``: argv lists. ``restart`` falls back to ``stop`` then ``start``;
-    ``start`` falls back to ``restart`` (restarting a stopped service starts it)."""
+    """``method: command``: argv lists. ``restart`` falls back to ``stop`` (optional; a failure
+    of it does not stop the start) then ``start``; ``start`` falls back to ``restart``
+    (restarting a stopped service starts it)."""
 
     method = "command"
 
@@ -222,9 +223,14 @@ class CommandService(_BaseService):
         for argv in argvs:
             left = max(MIN_ACTION_TIMEOUT, deadline - time.monotonic())
             failure = _outcome_failure(argv, run_command(argv, left, env=self.environ), left)
-            if failure is not None:
+            if failure is not None and not self._stop_before_start(verb, argv):
                 return failure
         return None
+
+    def _stop_before_start(self, verb: str, argv: list[str]) -> bool:
+        """In a restart made of stop then start, a stop that fails (often: nothing runs,
+        as with `redis-cli shutdown` on a crashed server) is no reason not to start."""
+        return verb == "restart" and not self.spec.restart and argv == list(self.spec.stop or [])
 
     def preflight(self) -> list[Check]:
         checks = []

@@ -20,7 +20,7 @@ from recovery_cli.statedir import open_private
 STATE_VERSION = 1
 TEMP_PREFIX = ".state.json.tmp."
 MAX_STATE_BYTES = 16 << 20
-MAPPINGS = ("approvals", "disabled", "degraded")
+MAPPINGS = ("approvals", "disabled", "degraded", "components")
 
 
 @dataclass
@@ -31,6 +31,9 @@ class State:
     last_run: float | None = None
     # where the audit trail ended after the last write: see ``audit.ChainHead``
     chain_head: dict[str, Any] | None = None
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)  # lifecycle.Life
+    global_alert: dict[str, Any] | None = None  # the blast-radius alert, while it holds
+    counters: dict[str, Any] = field(default_factory=dict)  # totals of pruned day files
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,9 @@ class State:
             "degraded": self.degraded,
             "last_run": self.last_run,
             "chain_head": self.chain_head,
+            "components": self.components,
+            "global_alert": self.global_alert,
+            "counters": self.counters,
         }
 
     @classmethod
@@ -55,12 +61,16 @@ class State:
         ):
             raise ValueError("'last_run' must be a number")
         head = data.get("chain_head")
+        alert, counters = data.get("global_alert"), data.get("counters")
         return cls(
             approvals=dict(data.get("approvals") or {}),
             disabled=dict(data.get("disabled") or {}),
             degraded=dict(data.get("degraded") or {}),
             last_run=last_run,
             chain_head=head if isinstance(head, dict) else None,
+            components=dict(data.get("components") or {}),
+            global_alert=alert if isinstance(alert, dict) else None,
+            counters=counters if isinstance(counters, dict) else {},
         )
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from recovery_cli import approvals, policy
 from recovery_cli.audit import format_ts
 from recovery_cli.config import Config
+from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.registry import is_available
 from recovery_cli.runtime import Components
+from recovery_cli.state import State
 from recovery_cli.store import Store
 
 
@@ -30,6 +32,10 @@ class ComponentStatus:
     pending_approvals: list[str]
     next_allowed: str
     explain: list[str]
+    state: str = "healthy"  # the lifecycle state
+    state_since: str | None = None
+    state_reason: str = ""
+    next_step: str = ""  # what happens next, in words
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +76,41 @@ def component_status(
                 ],
                 next_allowed="now" if next_allowed <= now else format_ts(next_allowed),
                 explain=list(policy.explain_window(window)),
+                **_lifecycle(config, name, Life.from_json(state.components.get(name)), state, now),
             )
         )
     return rows
+
+
+def _lifecycle(config: Config, name: str, life: Life, state: State, now: float) -> dict[str, Any]:
+    return {
+        "state": str(life.state),
+        "state_since": format_ts(life.since) if life.since else None,
+        "state_reason": life.reason,
+        "next_step": _next_step(config, name, life, state, now),
+    }
+
+
+def _next_step(config: Config, name: str, life: Life, state: State, now: float) -> str:
+    thresholds = config.thresholds(name)
+    pending = [a["id"] for a in approvals.pending(state, now) if a["component"] == name]
+    steps = {
+        LifeState.HEALTHY: "nothing to do",
+        LifeState.FAILING: (
+            f"acts after {thresholds.failures_before_action - life.failures} more failing probe(s)"
+            if life.failures < thresholds.failures_before_action
+            else "the next automatic run acts"
+        ),
+        LifeState.RECOVERING: "a recovery is running, or healthy probes are being counted",
+        LifeState.AWAITING_APPROVAL: (
+            f"recovery approve {pending[0]}" if pending else "the next run asks for an approval"
+        ),
+        LifeState.BLOCKED: f"blocked by {life.reason}: recovery status --explain",
+        LifeState.FAILED: "cooling down; then the chain runs again",
+        LifeState.ESCALATED: (
+            f"a person must act: recovery recover {name} --override-limits --reason TEXT --as YOU"
+        ),
+        LifeState.DISABLED: f"recovery enable {name}, or wait for the disable to end",
+        LifeState.SHADOW: "shadow mode records what would run; nothing acts",
+    }
+    return steps[life.state]

@@ -134,14 +134,32 @@ class Store:
     def chain_head(self) -> ChainHead | None:
         return ChainHead.from_json(self.load_state().chain_head)
 
-    def window(self, component: str, cap: int, cooldown: int) -> Window:
+    def window(self, component: str, cap: int, cooldown: int, day_cap: int | None = None) -> Window:
         """The component's attempt window and cooldown, from every attempt record of the
         day files that can hold the last hour (or the cooldown, if longer), future-dated
         files included; other records are never parsed."""
         now = self.now()
         needle = f'"event":"attempt","component":"{component}"'.encode()
-        records = self.audit.matching(lookback_since(now, cooldown), needle)
-        return build_window(records, component, cap, cooldown, now)
+        records = self.audit.matching(lookback_since(now, cooldown, day_cap), needle)
+        return build_window(records, component, cap, cooldown, now, day_cap)
+
+    def prune(self, retention_days: int, wait: float) -> list[Path]:
+        """Delete day files past the retention, after adding what they hold to the counter
+        totals in the state file (saved first: a crash in between counts twice, never
+        loses a count)."""
+        from recovery_cli.counters import Tally, tally
+
+        with self.transaction(wait) as tx:
+            doomed = self.audit.prunable(retention_days, self.now())
+            if not doomed:
+                return []
+            records = (r for path in doomed for r in self.audit.read_file(path))
+            tx.state.counters = Tally.from_json(tx.state.counters).add(tally(records)).to_json()
+            self.state_file.save(tx.state)
+            tx.dirty = False
+            for path in doomed:
+                path.unlink()
+        return doomed
 
     def component_lock(self, component: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{component}.lock")

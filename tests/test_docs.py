@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from recovery_cli.alerts import ALERT_NAMES, BLAST_RADIUS_ALERT
 from recovery_cli.cli import app
 from recovery_cli.exitcodes import ExitCode
-from recovery_cli.policy import BlockReason, Outcome
+from recovery_cli.lifecycle import LifeState
+from recovery_cli.policy import BlockReason, HoldReason, Outcome
 from recovery_cli.registry import KINDS, is_available
 
 ROOT = Path(__file__).parents[1]
@@ -31,6 +33,8 @@ EVENTS = (
     "hook",
     "drill",
     "audit_damaged",
+    "state_changed",
+    "still_waiting",
 )
 
 
@@ -66,6 +70,21 @@ def test_every_exit_code_is_in_the_playbook(code: ExitCode) -> None:
 @pytest.mark.parametrize("reason", list(BlockReason), ids=[r.value for r in BlockReason])
 def test_every_gate_reason_is_in_the_playbook(reason: BlockReason) -> None:
     assert f"`{reason.value}`" in PLAYBOOK
+
+
+@pytest.mark.parametrize("state", list(LifeState), ids=[s.value for s in LifeState])
+def test_every_lifecycle_state_is_in_the_playbook(state: LifeState) -> None:
+    assert f"| `{state.value}` |" in PLAYBOOK
+
+
+@pytest.mark.parametrize("reason", list(HoldReason), ids=[r.value for r in HoldReason])
+def test_every_hold_reason_is_in_the_playbook(reason: HoldReason) -> None:
+    assert f"`{reason.value}`" in PLAYBOOK
+
+
+@pytest.mark.parametrize("name", sorted({*ALERT_NAMES.values(), BLAST_RADIUS_ALERT}))
+def test_every_alert_name_is_in_the_playbook(name: str) -> None:
+    assert f"`{name}`" in PLAYBOOK
 
 
 @pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])

@@ -123,6 +123,46 @@ def test_command_restart_uses_stop_then_start(daemon: tuple[Path, list[str]]) ->
     assert _read_pid(pidfile) != old
 
 
+def test_command_start_alone_restarts_a_killed_process(daemon: tuple[Path, list[str]]) -> None:
+    pidfile, ctl = daemon
+    spec = ServiceConfig(method="command", start=[*ctl, "start", str(pidfile)])
+    service = build_service(spec, lambda: _pidfile_probe(pidfile), dict(os.environ))
+    assert service is not None
+    assert service.start(10).ok
+    old = _read_pid(pidfile)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    assert _wait_dead(old)
+    result = service.restart(10)
+    assert result.ok, result.detail
+    assert _pid_alive(_read_pid(pidfile) or 0)
+
+
+def test_a_failing_stop_of_a_dead_process_does_not_stop_the_start(
+    daemon: tuple[Path, list[str]],
+) -> None:
+    pidfile, ctl = daemon
+    spec = ServiceConfig(
+        method="command",
+        stop=["sh", "-c", "echo 'Could not connect: Connection refused' >&2; exit 1"],
+        start=[*ctl, "start", str(pidfile)],
+    )
+    service = build_service(spec, lambda: _pidfile_probe(pidfile), dict(os.environ))
+    assert service is not None
+    result = service.restart(10)
+    assert result.ok, result.detail
+    assert _pid_alive(_read_pid(pidfile) or 0)
+    assert not service.stop(10).ok, "on its own, a failing stop is still a failure"
+
+
+def test_the_config_accepts_start_alone_for_method_command() -> None:
+    from recovery_cli.config import ServiceConfig as Spec
+
+    assert Spec(method="command", start=["true"]).start == ["true"]
+    with pytest.raises(ValueError, match="needs 'restart' or 'start'"):
+        Spec(method="command", stop=["true"])
+
+
 def _wait_dead(pid: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,12 +4,8 @@ degraded modes, redaction, and the interactive confirmation."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import threading
-import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,6 +16,7 @@ import pytest
 
 from tests.support.cli import Workspace, base_config, child_env, command_component
 from tests.support.core import make_core
+from tests.support.terminal import run_on_terminal
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -73,11 +70,19 @@ def test_failed_chain_alerts_and_enters_degraded_mode_then_leaves_it(
     assert alert["labels"] == {
         "alertname": "RecoveryFailed",
         "component": "app",
-        "severity": "medium",
+        "host": core.env.host,
+        "severity": "warning",
+        "state": "failed",
+        "reason": "chain_exhausted",
     }
+    assert alert["endsAt"] > alert["startsAt"]
+    hook = Receiver.received[1][1]
+    assert hook["status"] == "firing" and hook["labels"] == alert["labels"]
     flag.touch()
     core.recover("app")
     assert core.store.load_state().degraded == {}
+    resolved = [body for path, body in Receiver.received[2:] if path == "/hook"]
+    assert [b["status"] for b in resolved] == ["resolved"]
     assert marks.read_text().split() == ["enter", "exit"]
     assert [r["event"] for r in core.records() if r["event"].startswith("degraded")] == [
         "degraded_enter",
@@ -108,8 +113,10 @@ def test_verbose_names_config_state_and_every_record_written(ws: Workspace, tmp_
     lines = result.stderr.splitlines()
     assert lines[:2] == [f"config: {ws.config}", f"state dir: {ws.state}"]
     traced = [ln for ln in lines if ln.startswith("audit ")]
-    assert len(traced) == len(ws.records()) == 3
-    assert "event=step" in traced[1] and "strategy=fix" in traced[1]
+    assert len(traced) == len(ws.records())
+    kinds = [ln for ln in traced if "event=state_changed" not in ln]
+    assert len(kinds) == 3
+    assert "event=step" in kinds[1] and "strategy=fix" in kinds[1]
     assert ws.run("recover").stderr == ""  # quiet without --verbose
 
 
@@ -217,30 +224,17 @@ def test_terminal_confirmation_is_recorded_as_an_approval(ws: Workspace, tmp_pat
     component = command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})
     component["strategies"]["fix"]["approval"] = "required"
     ws.write_config(base_config({"app": component}))
-    pid, fd = pty.fork()
-    if pid == 0:  # the child runs the CLI on a real terminal
-        os.execvpe(
-            ws.argv("recover", "app")[0], ws.argv("recover", "app"), child_env({"USER": "erin"})
-        )
-    output = b""
-    deadline = time.monotonic() + 30
-    answered = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not answered and b"Approve" in output:
-                os.write(fd, b"y\n")
-                answered = True
-    _, status = os.waitpid(pid, 0)
+    answered = []
+
+    def answer(output: bytes) -> bytes | None:
+        if answered or b"Approve" not in output:
+            return None
+        answered.append(True)
+        return b"y\n"
+
+    code, output = run_on_terminal(ws.argv("recover", "app"), child_env({"USER": "erin"}), answer)
     assert answered, output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    assert code == 0, output.decode(errors="replace")
     assert flag.exists()
     approved = ws.events("approved", "app")
     assert approved[0]["operator"] == "erin" and "interactive" in approved[0]["detail"]

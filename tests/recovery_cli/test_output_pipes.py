@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tests.support.cli import Workspace, base_config, child_env, command_component
-
-
-def run_and_close_after_one_line(ws: Workspace, *args: str) -> tuple[int, str]:
-    proc = subprocess.Popen(
-        ws.argv(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.readline()
-    proc.stdout.close()
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
-    return proc.wait(timeout=60), stderr
+from tests.support.cli import Workspace, base_config, command_component, run_into_head
 
 
 def test_history_verify_into_head_keeps_its_exit_code(ws: Workspace) -> None:
@@ -37,7 +19,7 @@ def test_history_verify_into_head_keeps_its_exit_code(ws: Workspace) -> None:
     lines = audit.read_text().splitlines(keepends=True)
     # every second line edited: thousands of problem lines, far more than a pipe buffer
     audit.write_text("".join(lines * 400))
-    code, stderr = run_and_close_after_one_line(ws, "history", "--verify")
+    code, stderr = run_into_head(ws, "history", "--verify")
     assert code == 1, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
@@ -52,6 +34,6 @@ def test_history_json_into_head_exits_0(ws: Workspace) -> None:
     )
     for _ in range(20):
         ws.run("recover")
-    code, stderr = run_and_close_after_one_line(ws, "history", "--json", "--limit", "1000")
+    code, stderr = run_into_head(ws, "history", "--json", "--limit", "1000")
     assert code == 0, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from recovery_cli.audit import format_ts
 from recovery_cli.exitcodes import ExitCode
-from recovery_cli.policy import BlockReason, GateInputs, Window, build_window, evaluate
+from recovery_cli.lifecycle import Life, Thresholds
+from recovery_cli.policy import BlockReason, Decision, Facts, Request, Window, build_window, decide
 from tests.support.cli import base_config, command_component
 from tests.support.core import make_core
 
@@ -17,16 +18,23 @@ def attempt(ts: float, outcome: str, component: str = "app") -> dict[str, object
     return {"ts": format_ts(ts), "event": "attempt", "component": component, "outcome": outcome}
 
 
-def inputs(window: Window, **overrides: object) -> GateInputs:
+def inputs(window: Window, **overrides: object) -> Facts:
     base: dict[str, object] = {
         "component": "app",
+        "mode": "auto",
+        "life": Life(failures=1),
         "window": window,
+        "thresholds": Thresholds(),
         "disabled": None,
         "dependencies_down": [],
         "lock_held": False,
     }
     base.update(overrides)
-    return GateInputs(**base)  # type: ignore[arg-type]
+    return Facts(**base)  # type: ignore[arg-type]
+
+
+def evaluate(facts: Facts, request: Request | None = None) -> Decision:
+    return decide(facts, request or Request(), facts.window.now)
 
 
 def test_sliding_window_counts_only_the_last_hour() -> None:
@@ -70,10 +78,8 @@ def test_cooldown_follows_a_failure_and_survives_a_clock_step_back() -> None:
         evaluate(inputs(build_window(records, "app", 3, 300, NOW))).reason is BlockReason.COOLDOWN
     )
     assert evaluate(inputs(build_window(records, "app", 3, 300, NOW + 211))).allowed
-    assert (
-        evaluate(inputs(build_window(records, "app", 3, 300, NOW - 3000))).reason
-        is BlockReason.COOLDOWN
-    )
+    stepped_back = build_window(records, "app", 3, 300, NOW - 3000)
+    assert decide(inputs(stepped_back), Request(), NOW - 3000).reason is BlockReason.COOLDOWN
 
 
 def test_gate_order_is_disabled_dependency_lock_cap_cooldown() -> None:

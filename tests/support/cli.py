@@ -115,3 +115,21 @@ def base_config(components: Mapping[str, Any], **defaults: Any) -> dict[str, Any
     }
     merged.update(defaults)
     return {"version": 1, "defaults": merged, "components": dict(components)}
+
+
+def run_into_head(ws: Workspace, *args: str) -> tuple[int, str]:
+    """Run the CLI as ``recovery ARGS | head -1`` would: read one line, close the pipe.
+    Returns the exit code and stderr."""
+    proc = subprocess.Popen(
+        ws.argv(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    return proc.wait(timeout=120), stderr

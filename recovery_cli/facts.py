@@ -1,0 +1,75 @@
+"""The facts ``policy.decide`` looks at, gathered from the run: the component's lifecycle,
+its attempt window, disables, dependencies, locks, how many components are down, approvals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from recovery_cli import policy
+from recovery_cli.lifecycle import Life
+from recovery_cli.policy import Decision
+from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.store import Transaction
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What a run asks of the gates beyond its request."""
+
+    lock_held: bool = False
+    unhealthy: int = 0  # components down right now (blast radius)
+    approved: bool = False  # the first step's approval is given
+    plan_matches: bool = True
+
+
+def decide(
+    ctx: RunContext,
+    tx: Transaction,
+    name: str,
+    life: Life,
+    chain: Sequence[str],
+    request: RecoverRequest,
+    asking: Asking,
+) -> Decision:
+    """Gather the facts and ask ``policy.decide``: the one place every gate is decided."""
+    config = ctx.config
+    now = ctx.store.now()
+    facts = policy.Facts(
+        component=name,
+        mode=config.components[name].mode,
+        life=life,
+        window=ctx.store.window(
+            name, config.hourly_cap(name), config.cooldown(name), config.daily_cap(name)
+        ),
+        thresholds=config.thresholds(name),
+        disabled=policy.disabled_entry(tx.state.disabled, name, now),
+        dependencies_down=dependencies_down(ctx, name),
+        lock_held=asking.lock_held,
+        unhealthy_components=asking.unhealthy,
+        max_unhealthy=max_unhealthy(ctx),
+        plan_matches=asking.plan_matches,
+    )
+    wanted = policy.Request(
+        by_person=request.by_person,
+        override_reason=request.override_reason,
+        approved=asking.approved or request.yes,
+        first_step_needs_approval=bool(chain) and config.needs_approval(name, chain[0]),
+        force=request.force,
+    )
+    return policy.decide(facts, wanted, now)
+
+
+def dependencies_down(ctx: RunContext, name: str) -> list[str]:
+    deps = ctx.config.components[name].depends_on
+    return [d for d in deps if not ctx.components.probe(d).healthy]
+
+
+def max_unhealthy(ctx: RunContext) -> int | None:
+    """``defaults.max_unhealthy`` as a count (a percentage is of the configured components)."""
+    limit = ctx.config.defaults.max_unhealthy
+    if limit is None or isinstance(limit, int):
+        return limit
+    percent = float(limit.rstrip("%"))
+    return math.floor(len(ctx.config.components) * percent / 100)

@@ -1,0 +1,120 @@
+"""Keeps each component's lifecycle in the state file, inside a store transaction: counts
+probes, moves states (each change recorded as ``state_changed``), and plans the alert each
+state needs (queued in the run's outbox, sent once no lock is held)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from recovery_cli import alerts
+from recovery_cli.config import Config
+from recovery_cli.context import Environment
+from recovery_cli.handlers.base import ProbeResult
+from recovery_cli.lifecycle import Life, LifeState, Thresholds, move, observe, settled_state
+from recovery_cli.state import State
+from recovery_cli.store import Store, Transaction
+
+UNHEALTHY = "unhealthy"
+PROBE_HEALTHY = "probe healthy"
+
+
+class Tracker:
+    def __init__(self, config: Config, env: Environment, outbox: alerts.Outbox) -> None:
+        self.config = config
+        self.env = env
+        self.outbox = outbox
+
+    def life(self, state: State, name: str) -> Life:
+        return Life.from_json(state.components.get(name))
+
+    def thresholds(self, name: str) -> Thresholds:
+        return self.config.thresholds(name)
+
+    def needs_no_write(self, state: State, name: str) -> bool:
+        """A healthy probe of a component that is healthy with nothing counted: the common
+        case, which takes no lock and writes nothing."""
+        life = self.life(state, name)
+        return (
+            life.state is LifeState.HEALTHY
+            and not life.failures
+            and not life.successes
+            and life.alert is None
+        )
+
+    def count_probe(self, tx: Transaction, name: str, probe: ProbeResult) -> Life:
+        now = self.env.clock.now()
+        counted = observe(
+            self.life(tx.state, name), probe.healthy, probe.failure_type, now, self.thresholds(name)
+        )
+        settled = settled_state(counted, probe.healthy, self.thresholds(name))
+        if settled is None:
+            return self.put(tx, name, counted)
+        reason = PROBE_HEALTHY if probe.healthy else UNHEALTHY
+        return self.put(tx, name, counted, settled, reason, probe.detail)
+
+    def put(
+        self,
+        tx: Transaction,
+        name: str,
+        life: Life,
+        state: LifeState | None = None,
+        reason: str = "",
+        detail: str = "",
+    ) -> Life:
+        """Store ``life`` (moved to ``state`` when given), recording the transition and
+        planning its alert."""
+        now = self.env.clock.now()
+        before = tx.state.components.get(name)
+        if state is not None:
+            life, transition = move(life, name, state, reason, now)
+            if transition is not None:
+                tx.record(
+                    "state_changed",
+                    name,
+                    from_state=str(transition.before),
+                    to_state=str(transition.after),
+                    reason=transition.reason,
+                    detail=detail or None,
+                )
+        if detail:
+            life = replace(life, detail=detail)
+        if life.to_json() != before:
+            tx.state.components[name] = life.to_json()
+            tx.changed()
+        return life
+
+    def settle_alert(self, store: Store, name: str) -> None:
+        """Once a run is done with a component: fire, re-send or resolve the alert its final
+        state needs (intermediate states of the run page nobody)."""
+        state = store.load_state()
+        life = self.life(state, name)
+        if life.alert is None and self.alert_labels(name, life) is None:
+            return  # nothing held, nothing wanted: no lock, no write
+        with store.transaction(self.config.defaults.lock_wait_seconds) as tx:
+            life = self.life(tx.state, name)
+            labels = self.alert_labels(name, life)
+            summary = f"{name} on {self.env.host}: {life.state} ({life.reason})" + (
+                f": {life.detail}" if life.detail else ""
+            )
+            now = self.env.clock.now()
+            held, messages = alerts.plan(life.alert, labels, summary, self.config.alerting, now)
+            if held != life.alert:
+                tx.state.components[name] = replace(life, alert=held).to_json()
+                tx.changed()
+            self.outbox.add(messages)
+
+    def alert_labels(self, name: str, life: Life) -> dict[str, str] | None:
+        alertname = alerts.ALERT_NAMES.get(life.state)
+        if alertname is None:
+            return None
+        below = life.failures < self.thresholds(name).failures_before_action
+        if life.state is LifeState.FAILING and below:
+            return None  # not yet past its threshold: nobody is paged for one bad probe
+        return {
+            "alertname": alertname,
+            "component": name,
+            "host": self.env.host,
+            "severity": self.config.severity(name),
+            "state": str(life.state),
+            "reason": life.reason,
+        }
