@@ -38,6 +38,36 @@ class PendingAlert:
     ends_at: float
     resolved: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "labels": dict(self.labels),
+            "summary": self.summary,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "resolved": self.resolved,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> PendingAlert | None:
+        if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
+            return None
+        try:
+            return cls(
+                {str(k): str(v) for k, v in data["labels"].items()},
+                str(data.get("summary", "")),
+                float(data["starts_at"]),
+                float(data["ends_at"]),
+                bool(data.get("resolved")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Sent:
+    warnings: list[str]
+    failed: list[PendingAlert]  # what no target took: resolutions are retried next run
+
 
 @dataclass
 class Outbox:
@@ -48,10 +78,10 @@ class Outbox:
     def add(self, alerts: Sequence[PendingAlert]) -> None:
         self.pending.extend(alerts)
 
-    def flush(self, alerting: Alerting) -> list[str]:
+    def flush(self, alerting: Alerting) -> Sent:
         pending, self.pending = self.pending, []
         if not pending:
-            return []
+            return Sent([], [])
         return send(alerting, pending)
 
 
@@ -88,23 +118,33 @@ def _resolution(held: Mapping[str, Any], now: float) -> PendingAlert:
     )
 
 
-def send(alerting: Alerting, alerts: Sequence[PendingAlert]) -> list[str]:
-    """Send to every configured target; one line per failure (empty: all sent)."""
+def send(alerting: Alerting, alerts: Sequence[PendingAlert]) -> Sent:
+    """Send to every configured target: one warning line per failure, and the alerts that
+    some target did not take."""
     targets = _targets(alerting, alerts)
     if not targets:
-        return []
+        return Sent([], [])
     import asyncio
 
-    return asyncio.run(_post_all(targets, alerting.timeout_seconds))
+    posts = [(url, body) for url, body, _ in targets]
+    errors = asyncio.run(_post_all(posts, alerting.timeout_seconds))
+    failed: list[PendingAlert] = []
+    for (_, _, carried), error in zip(targets, errors, strict=True):
+        if error:
+            failed += [a for a in carried if a not in failed]
+    return Sent([e for e in errors if e], failed)
 
 
-def _targets(alerting: Alerting, alerts: Sequence[PendingAlert]) -> list[tuple[str, object]]:
-    targets: list[tuple[str, object]] = []
+def _targets(
+    alerting: Alerting, alerts: Sequence[PendingAlert]
+) -> list[tuple[str, object, list[PendingAlert]]]:
+    """(url, body, the alerts the body carries) for every configured target."""
+    targets: list[tuple[str, object, list[PendingAlert]]] = []
     if alerting.alertmanager_url:
         url = alerting.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-        targets.append((url, [_alertmanager_body(a) for a in alerts]))
+        targets.append((url, [_alertmanager_body(a) for a in alerts], list(alerts)))
     if alerting.webhook_url:
-        targets += [(alerting.webhook_url, _webhook_body(a)) for a in alerts]
+        targets += [(alerting.webhook_url, _webhook_body(a), [a]) for a in alerts]
     return targets
 
 
@@ -129,13 +169,13 @@ def _webhook_body(alert: PendingAlert) -> dict[str, Any]:
 
 
 async def _post_all(targets: Sequence[tuple[str, object]], deadline: float) -> list[str]:
+    """One entry per target, in order: the failure, or an empty string."""
     import asyncio
 
     import httpx
 
     async with httpx.AsyncClient(timeout=deadline) as client:
-        errors = await asyncio.gather(*(_post(client, u, b, deadline) for u, b in targets))
-    return [error for error in errors if error]
+        return list(await asyncio.gather(*(_post(client, u, b, deadline) for u, b in targets)))
 
 
 async def _post(client: Any, url: str, body: object, deadline: float) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from recovery_cli import approvals, facts
 from recovery_cli.chain import Attempt, ChainRunner
+from recovery_cli.errors import UsageError
 from recovery_cli.exitcodes import ExitCode
 from recovery_cli.handlers.base import ProbeResult
 from recovery_cli.lifecycle import LifeState
@@ -70,6 +71,11 @@ class ApprovalFlow:
                 tx.changed()
             approval = approvals.find(tx.state, approval_id)
         approvals.check_usable(approval, ctx.store.now())
+        if approval["component"] not in ctx.config.components:
+            raise UsageError(
+                f"approval {approval['id']} is for component {approval['component']!r}, "
+                "which the config no longer has; reject it with --reject --reason"
+            )
         return approval
 
     def _plan_matches(self, name: str, approval: dict[str, Any], probe: ProbeResult) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from recovery_cli.state import State
 
 PENDING = "pending"
 MIN_PREFIX = 4
+ID_SHAPE = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 class ApprovalRefused(RecoveryError):
@@ -91,6 +93,8 @@ def request(
 
 def find(state: State, prefix: str) -> dict[str, Any]:
     prefix = prefix.strip().lower()
+    if not ID_SHAPE.match(prefix):  # never echo what may be anything (a pasted secret)
+        raise UsageError("an approval id is hexadecimal (see `recovery approve` for the list)")
     if len(prefix) < MIN_PREFIX:
         raise UsageError(
             f"approval id {prefix!r} is too short: give at least {MIN_PREFIX} characters"

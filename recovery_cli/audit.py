@@ -40,7 +40,9 @@ DAMAGE_EVENT = "audit_damaged"  # written by the next writer that finds the tail
 BLOCK = 1 << 20
 MAX_LINE = 4 << 20  # records the store writes are bounded far below this
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the last time a record can show
+TS_SHAPE_BYTES = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+SCAN_BLOCK = 8 << 20  # the attempt window's reads: a whole day file in one or two
 
 
 def format_ts(epoch: float) -> str:
@@ -54,6 +56,15 @@ def parse_ts(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
+
+
+def is_timestamp(value: object) -> bool:
+    """A number of seconds that ``format_ts`` can show (finite, 1970 to 9999)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value <= LATEST_TIMESTAMP
+    )
 
 
 def parse_ts_or(value: object, default: float) -> float:
@@ -88,9 +99,12 @@ class ChainHead:
         if not isinstance(data, dict):
             return None
         try:
-            return cls(str(data["file"]), int(data["offset"]), str(data["digest"]))
-        except (KeyError, TypeError, ValueError):
+            head = cls(str(data["file"]), int(data["offset"]), str(data["digest"]))
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
+        if not FILE_PATTERN.match(head.file) or head.offset <= 0:
+            return None  # not one the writer saved: never followed outside audit/
+        return head
 
 
 @dataclass
@@ -150,7 +164,7 @@ class AuditLog:
         return record, ChainHead(path.name, size + len(data), self.digester.of(data))
 
     def _encode(self, record: Record) -> bytes:
-        clean = _map_strings(record, self.redact)
+        clean = map_strings(record, self.redact)
         return self.redact(json.dumps(clean, separators=(",", ":"), default=str)).encode() + b"\n"
 
     def _target(self, day: str) -> Path:
@@ -301,11 +315,9 @@ class AuditLog:
         that can hold such records, in file order. The search runs over whole blocks, so
         lines that do not match are never split or parsed (the attempt window reads this
         way). A record whose ``ts`` cannot be read is kept: its reader decides."""
+        edge = since.encode()
         for path in self.files_since(since[:10]):
-            for line in _lines_containing(path, needle):
-                ts = _ts_of(line)
-                if ts is not None and ts < since and TS_SHAPE.match(ts):
-                    continue
+            for line in _lines_containing(path, needle, edge):
                 record = self._parse(line)
                 if record is not None:
                     yield record
@@ -331,7 +343,7 @@ class AuditLog:
     def _parse(self, line: bytes) -> Record | None:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.stats.corrupt_lines += 1
             return None
         if not isinstance(record, dict) or not isinstance(record.get("ts"), str):
@@ -398,7 +410,7 @@ def _check_link(
         return [f"{where}: torn line"], False
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return [f"{where}: not a JSON record"], False
     if not isinstance(record, dict):
         return [f"{where}: not a JSON record"], False
@@ -416,13 +428,13 @@ def _check_link(
     return problems, keyed
 
 
-def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        return {fn(str(k)): _map_strings(v, fn) for k, v in value.items()}
+        return {fn(str(k)): map_strings(v, fn) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_map_strings(v, fn) for v in value]
+        return [map_strings(v, fn) for v in value]
     return value
 
 
@@ -521,27 +533,34 @@ def _stream_rest(handle: Any, start: bytes, digester: Digester | None) -> str | 
     return digester.finish(state) if digester and state is not None else None
 
 
-def _lines_containing(path: Path, needle: bytes) -> Iterator[bytes]:
-    """Complete lines of ``path`` that contain ``needle``, found block by block."""
+def _lines_containing(path: Path, needle: bytes, edge: bytes) -> Iterator[bytes]:
+    """Complete lines of ``path`` that contain ``needle`` and are not dated before ``edge``,
+    found block by block (a line whose ``ts`` cannot be read is kept)."""
     with _opened(path, os.O_RDONLY) as fd:
         size = os.fstat(fd).st_size
         carry = b""
         offset = 0
         while offset < size:
-            block = carry + os.pread(fd, min(BLOCK, size - offset), offset)
-            offset += BLOCK
+            block = carry + os.pread(fd, min(SCAN_BLOCK, size - offset), offset)
+            offset += SCAN_BLOCK
             end = block.rfind(b"\n") + 1
-            yield from _matches_in(block[:end], needle)
+            yield from _matches_in(block, end, needle, edge)
             carry = block[end:] if len(block) - end <= MAX_LINE else b""
 
 
-def _matches_in(data: bytes, needle: bytes) -> Iterator[bytes]:
-    found = data.find(needle)
+def _matches_in(data: bytes, end: int, needle: bytes, edge: bytes) -> list[bytes]:
+    """The hot loop of the attempt window: C-level searches, one slice per kept line."""
+    kept = []
+    find, rfind, starts = data.find, data.rfind, data.startswith
+    found = find(needle, 0, end)
     while found >= 0:
-        start = data.rfind(b"\n", 0, found) + 1
-        end = data.find(b"\n", found) + 1
-        yield data[start:end]
-        found = data.find(needle, end)
+        start = rfind(b"\n", 0, found) + 1
+        stop = find(b"\n", found, end) + 1
+        stamp = data[start + 7 : start + 34]
+        if not (starts(b'{"ts":"', start) and stamp < edge and TS_SHAPE_BYTES.match(stamp)):
+            kept.append(data[start:stop])
+        found = find(needle, stop, end)
+    return kept
 
 
 def _truncate_quietly(fd: int, size: int) -> None:

@@ -308,7 +308,7 @@ def metrics(session: Session, json_output: bool, output: Path | None) -> int:
         if json_output:
             render.print_json(prom.as_json(registry))
         elif output is not None:
-            prom.write_atomically(output, prom.exposition(registry))
+            prom.write_atomically(output, prom.exposition(registry), session.state_dir)
         else:
             render.out(prom.exposition(registry))
         return int(ExitCode.OK)

@@ -474,7 +474,14 @@ def _inline_secrets(document: Any) -> list[tuple[Path_, str]]:
 
 
 def _secret_in_text(text: str) -> list[str]:
-    """Why ``text`` holds a credential (never the credential itself), if it does."""
+    """Why ``text`` holds a credential (never the credential itself), if it does; also
+    once percent-decoded (``api%5Fkey=`` is ``api_key=``)."""
+    if "%" in text:
+        from urllib.parse import unquote
+
+        decoded = unquote(text)
+        if decoded != text and _secret_in_text(decoded):
+            return _secret_in_text(decoded)
     if "@" in text and URL_USERINFO_PATTERN.search(text):
         return [URL_CREDENTIALS]
     query = SECRET_QUERY_PATTERN.search(text)

@@ -52,8 +52,12 @@ class Environment:
 
     def operator(self, explicit: str | None = None) -> str:
         """Who is acting: --as, else the sudo caller, else the login user."""
-        if explicit:
-            return explicit
+        if explicit is not None:
+            if not explicit.strip():
+                from recovery_cli.errors import UsageError
+
+                raise UsageError("--as needs a name")
+            return explicit.strip()
         for var in ("SUDO_USER", "USER", "LOGNAME"):
             if self.environ.get(var):
                 return self.environ[var]

@@ -14,6 +14,8 @@ def disable(
     _known(config, component)
     if seconds <= 0:
         raise UsageError("--for must be a positive duration")
+    if not reason.strip():
+        raise UsageError("--reason must say why (it is recorded)")
     until = store.now() + seconds
     with store.transaction(config.defaults.lock_wait_seconds) as tx:
         tx.state.disabled[component] = {

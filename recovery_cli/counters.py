@@ -7,6 +7,7 @@ decreases, and concurrent runs cannot overwrite each other's counts."""
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ class Tally:
             stored = data.get(name)
             if isinstance(stored, dict):
                 for key, value in stored.items():
-                    table[tuple(str(key).split(SEPARATOR))] = value
+                    if _stored_value(name, value):
+                        table[tuple(str(key).split(SEPARATOR))] = value
         return tally
 
     def _tables(self) -> dict[str, dict[Any, Any]]:
@@ -76,6 +78,24 @@ class Tally:
             "durations": self.durations,
             "last_success": self.last_success,
         }
+
+
+def _stored_value(table: str, value: object) -> bool:
+    """Only totals of the shape ``to_json`` writes are added back."""
+    if table == "durations":
+        return (
+            isinstance(value, list)
+            and len(value) == len(DURATION_BUCKETS) + 2
+            and all(_seconds(v) == v for v in value)
+        )
+    return _seconds(value) == value
+
+
+def _seconds(value: object) -> float:
+    """A record's duration; what is not a finite, non-negative number counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
 def tally(records: Iterable[Record]) -> Tally:
@@ -101,7 +121,7 @@ def _attempt(counted: Tally, record: Record, component: str, strategies: dict[st
     step = strategies.pop(str(record.get("attempt_id")), "-")
     strategy = str(record.get("strategy") or step)
     counted.attempts[(component, strategy, outcome)] += 1
-    counted.observe(component, float(record.get("duration_s") or 0))
+    counted.observe(component, _seconds(record.get("duration_s")))
     if outcome == "success":
         when = parse_ts_or(record.get("ts"), 0.0)
         if when:

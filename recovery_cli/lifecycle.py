@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
+from recovery_cli.audit import is_timestamp
+
 
 class LifeState(enum.StrEnum):
     HEALTHY = "healthy"
@@ -68,17 +70,17 @@ class Life:
         try:
             return cls(
                 state=LifeState(data.get("state", "healthy")),
-                since=float(data.get("since") or 0.0),
+                since=_time(data.get("since")),
                 reason=str(data.get("reason") or ""),
                 failures=int(data.get("failures") or 0),
                 successes=int(data.get("successes") or 0),
-                downs=tuple(float(t) for t in data.get("downs") or ()),
-                grace_until=float(data.get("grace_until") or 0.0),
-                alert=data["alert"] if isinstance(data.get("alert"), dict) else None,
-                failure_type=data.get("failure_type") or None,
+                downs=tuple(_time(t) for t in data.get("downs") or ()),
+                grace_until=_time(data.get("grace_until")),
+                alert=_alert(data.get("alert")),
+                failure_type=str(data.get("failure_type") or "") or None,
                 detail=str(data.get("detail") or ""),
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return cls()
 
     def flaps(self, now: float, thresholds: Thresholds) -> int:
@@ -89,6 +91,26 @@ class Life:
         """Inside the grace after a recovery (a clock stepped back never extends it)."""
         grace = thresholds.grace_seconds
         return grace > 0 and self.grace_until - grace <= now < self.grace_until
+
+
+def _time(value: object) -> float:
+    """A stored time; anything a timestamp cannot be (NaN, 1e300, a string) reads as 0."""
+    return float(value) if is_timestamp(value) else 0.0  # type: ignore[arg-type]
+
+
+def _alert(value: object) -> dict[str, Any] | None:
+    """A stored alert, only if it has the shape ``alerts.plan`` writes."""
+    if not isinstance(value, dict):
+        return None
+    labels = value.get("labels")
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        return None
+    if not _time(value.get("starts_at")):
+        return None
+    sent = value.get("sent_at")
+    return {**value, "sent_at": _time(sent) if sent is not None else None}
 
 
 @dataclass(frozen=True)

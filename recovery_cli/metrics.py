@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from recovery_cli import approvals
 from recovery_cli.config import Config
 from recovery_cli.counters import DURATION_BUCKETS, Key, Tally, tally
-from recovery_cli.errors import StateError
+from recovery_cli.errors import StateError, UsageError
 from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.state import State
 from recovery_cli.store import Store
@@ -177,11 +177,15 @@ def as_json(registry: CollectorRegistry) -> list[dict[str, Any]]:
     return rows
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """For node_exporter's textfile collector: it never sees a half-written file."""
+def write_atomically(path: Path, text: str, state_dir: Path) -> None:
+    """For node_exporter's textfile collector: it never sees a half-written file. Only a
+    regular file (or a new one) in an existing directory outside the state dir is written:
+    never a device, a symlink, a directory or one of the tool's own files."""
+    _check_target(path, state_dir)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with temp.open("w", encoding="utf-8") as handle:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -189,3 +193,21 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise StateError(f"cannot write metrics to {path}: {exc.strerror}") from exc
+
+
+def _check_target(path: Path, state_dir: Path) -> None:
+    import stat
+
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"--output: directory {parent} does not exist")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"--output: {path} exists and is not a regular file; refusing it")
+    inside = Path(os.path.realpath(parent))
+    home = Path(os.path.realpath(state_dir))
+    if inside == home or home in inside.parents:
+        raise UsageError(f"--output: {path} is inside the state dir; write it elsewhere")

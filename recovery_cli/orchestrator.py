@@ -95,6 +95,7 @@ class Orchestrator:
     def recover(self, request: RecoverRequest) -> list[ComponentReport]:
         names = self.ordered(request.components)
         self._check_request(request, names)
+        self.ctx.resend_unsent()
         unhealthy = self._unhealthy_count(names)
         reports = [self._recover_one(name, request, unhealthy) for name in names]
         if not request.dry_run:
@@ -108,6 +109,7 @@ class Orchestrator:
             tx.state.last_run = ctx.store.now()
             approvals.prune_closed(tx.state, ctx.store.now())
             self._blast_radius_alert(tx, unhealthy)
+            ctx.tracker.forget_removed(tx)
             tx.changed()
         ctx.store.prune(ctx.config.audit.retention_days, ctx.wait)
 

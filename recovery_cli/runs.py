@@ -54,5 +54,18 @@ class RunContext:
         return self.config.defaults.lock_wait_seconds
 
     def send_alerts(self) -> None:
-        """Never called while a component lock is held."""
-        self.warnings += self.outbox.flush(self.config.alerting)
+        """Never called while a component lock is held. A resolution no target took is
+        kept in the state file and sent again by the next run; a firing alert no target
+        took is re-sent by the next run."""
+        sent = self.outbox.flush(self.config.alerting)
+        self.warnings += sent.warnings
+        if sent.failed and not self.store.read_only:
+            with self.store.transaction(self.wait) as tx:
+                self.tracker.remember_unsent(tx, sent.failed)
+
+    def resend_unsent(self) -> None:
+        """Queue the resolutions an earlier run could not deliver."""
+        if self.store.read_only or not self.store.load_state().unsent_alerts:
+            return
+        with self.store.transaction(self.wait) as tx:
+            self.tracker.take_unsent(tx)

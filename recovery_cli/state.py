@@ -9,10 +9,12 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery_cli.audit import is_timestamp, map_strings
 from recovery_cli.errors import StateError
 from recovery_cli.handlers.base import fsync_directory
 from recovery_cli.statedir import open_private
@@ -21,6 +23,21 @@ STATE_VERSION = 1
 TEMP_PREFIX = ".state.json.tmp."
 MAX_STATE_BYTES = 16 << 20
 MAPPINGS = ("approvals", "disabled", "degraded", "components")
+# the fields each entry must have, and their types: anything else is a damaged state file
+TIMESTAMP = "timestamp"
+REQUIRED_FIELDS: dict[str, dict[str, str | type]] = {
+    "approvals": {
+        "id": str,
+        "component": str,
+        "strategy": str,
+        "status": str,
+        "plan_hash": str,
+        "created": TIMESTAMP,
+        "expires": TIMESTAMP,
+    },
+    "disabled": {"until": TIMESTAMP, "since": TIMESTAMP},
+    "degraded": {"component": str, "since": TIMESTAMP},
+}
 
 
 @dataclass
@@ -34,6 +51,7 @@ class State:
     components: dict[str, dict[str, Any]] = field(default_factory=dict)  # lifecycle.Life
     global_alert: dict[str, Any] | None = None  # the blast-radius alert, while it holds
     counters: dict[str, Any] = field(default_factory=dict)  # totals of pruned day files
+    unsent_alerts: list[dict[str, Any]] = field(default_factory=list)  # resolutions to retry
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +64,7 @@ class State:
             "components": self.components,
             "global_alert": self.global_alert,
             "counters": self.counters,
+            "unsent_alerts": self.unsent_alerts,
         }
 
     @classmethod
@@ -55,6 +74,8 @@ class State:
             value = data.get(key) or {}
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                 raise ValueError(f"{key!r} must map names to objects")
+            for name, entry in value.items():
+                _check_fields(key, str(name), entry, REQUIRED_FIELDS.get(key, {}))
         last_run = data.get("last_run")
         if last_run is not None and (
             isinstance(last_run, bool) or not isinstance(last_run, int | float)
@@ -71,12 +92,16 @@ class State:
             components=dict(data.get("components") or {}),
             global_alert=alert if isinstance(alert, dict) else None,
             counters=counters if isinstance(counters, dict) else {},
+            unsent_alerts=[a for a in data.get("unsent_alerts") or [] if isinstance(a, dict)]
+            if isinstance(data.get("unsent_alerts"), list)
+            else [],
         )
 
 
 class StateFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s) -> None:
         self.path = path
+        self.redact = redact  # a reason or a name someone typed may hold a secret
 
     def load(self) -> State:
         try:
@@ -90,6 +115,10 @@ class StateFile:
             if not isinstance(data, dict):
                 raise ValueError("it does not hold a JSON object")
             return State.from_json(data)
+        except RecursionError:
+            raise StateError(
+                f"state file {self.path} is not valid (nested too deeply); move it aside"
+            ) from None
         except ValueError as exc:
             raise StateError(
                 f"state file {self.path} is not valid ({exc}); move it aside to start afresh"
@@ -110,7 +139,8 @@ class StateFile:
     def save(self, state: State) -> None:
         directory = self.path.parent
         temp = directory / f"{TEMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        payload = json.dumps(state.to_json(), indent=1, sort_keys=True).encode()
+        clean = map_strings(state.to_json(), self.redact)
+        payload = self.redact(json.dumps(clean, indent=1, sort_keys=True)).encode()
         try:
             fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
@@ -140,3 +170,15 @@ def _write_all(fd: int, payload: bytes) -> None:
         if written == 0:
             raise OSError(28, "No space left on device")
         view = view[written:]
+
+
+def _check_fields(
+    table: str, name: str, entry: dict[str, Any], fields: dict[str, str | type]
+) -> None:
+    for field_name, kind in fields.items():
+        value = entry.get(field_name)
+        if kind == TIMESTAMP:
+            if not is_timestamp(value):
+                raise ValueError(f"{table}.{name}.{field_name} is not a time")
+        elif not isinstance(value, kind):  # type: ignore[arg-type]
+            raise ValueError(f"{table}.{name}.{field_name} is missing or of the wrong type")

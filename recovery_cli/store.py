@@ -76,7 +76,7 @@ class Store:
         self.env = env
         self.read_only = read_only
         self.audit = AuditLog(root / "audit", redact, audit_key)
-        self.state_file = StateFile(root / "state.json")
+        self.state_file = StateFile(root / "state.json", redact)
         exists = statedir.check_trusted(root)
         if not read_only:
             self._ensure_layout(exists)

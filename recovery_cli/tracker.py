@@ -15,6 +15,7 @@ from recovery_cli.state import State
 from recovery_cli.store import Store, Transaction
 
 UNHEALTHY = "unhealthy"
+MAX_UNSENT = 100  # resolutions kept for the next run when no target took them
 PROBE_HEALTHY = "probe healthy"
 
 
@@ -118,3 +119,31 @@ class Tracker:
             "state": str(life.state),
             "reason": life.reason,
         }
+
+    def remember_unsent(self, tx: Transaction, failed: list[alerts.PendingAlert]) -> None:
+        for alert in failed:
+            if alert.resolved:
+                tx.state.unsent_alerts = [*tx.state.unsent_alerts, alert.to_json()][-MAX_UNSENT:]
+                continue
+            name = alert.labels.get("component")
+            life = self.life(tx.state, name) if name else None
+            if life is not None and life.alert and life.alert.get("labels") == dict(alert.labels):
+                held = {**life.alert, "sent_at": None}  # the next run sends it again
+                tx.state.components[str(name)] = replace(life, alert=held).to_json()
+        tx.changed()
+
+    def take_unsent(self, tx: Transaction) -> None:
+        queued = [alerts.PendingAlert.from_json(item) for item in tx.state.unsent_alerts]
+        self.outbox.add([a for a in queued if a is not None])
+        tx.state.unsent_alerts = []
+        tx.changed()
+
+    def forget_removed(self, tx: Transaction) -> None:
+        """A component taken out of the config: its held alert is resolved, its life gone."""
+        now = self.env.clock.now()
+        for name in [n for n in tx.state.components if n not in self.config.components]:
+            life = self.life(tx.state, name)
+            _, messages = alerts.plan(life.alert, None, "", self.config.alerting, now)
+            self.outbox.add(messages)
+            del tx.state.components[name]
+            tx.changed()

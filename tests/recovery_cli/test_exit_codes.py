@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -43,10 +42,11 @@ def test_exit_3_blocked_by_policy(ws: Workspace) -> None:
 
 
 def test_exit_4_internal_error_logs_traceback(ws: Workspace) -> None:
+    from tests.support.cli import with_injected_fault
+
     one(ws, ["false"], ["true"])
     ws.state.mkdir(mode=0o700)
-    (ws.state / "state.json").write_text(json.dumps({"approvals": {"x": {"id": "x"}}}))
-    result = ws.run("recover")
+    result = ws.run("status", "--no-probe", env=with_injected_fault(ws.root))
     assert result.returncode == ExitCode.INTERNAL
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("unexpected error:")

@@ -4,14 +4,13 @@ commands create nothing."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import Workspace, base_config, command_component
+from tests.support.cli import Workspace, base_config, command_component, with_injected_fault
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another user")
@@ -133,18 +132,18 @@ def test_torn_fragments_are_private(ws: Workspace) -> None:
     assert stat.S_IMODE((ws.state / "audit" / "torn").stat().st_mode) == 0o700
 
 
-def internal_error_setup(ws: Workspace) -> None:
+def internal_error_setup(ws: Workspace) -> dict[str, str]:
     failing_app(ws)
     ws.state.mkdir(mode=0o700)
-    (ws.state / "state.json").write_text(json.dumps({"approvals": {"x": {"id": "x"}}}))
+    return with_injected_fault(ws.root)
 
 
 def test_the_error_log_is_never_written_through_a_symlink(ws: Workspace, tmp_path: Path) -> None:
-    internal_error_setup(ws)
+    fault = internal_error_setup(ws)
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     (ws.state / "errors.log").symlink_to(victim)
-    result = ws.run("recover")
+    result = ws.run("status", "--no-probe", env=fault)
     assert result.returncode == 4
     assert "no log written" in result.stderr
     assert victim.read_text() == "precious\n"
@@ -153,9 +152,9 @@ def test_the_error_log_is_never_written_through_a_symlink(ws: Workspace, tmp_pat
 def test_no_error_log_outside_the_state_dir(ws: Workspace) -> None:
     fallback = Path("/tmp/recovery-cli-errors.log")
     before = fallback.stat().st_mtime_ns if fallback.exists() else None
-    internal_error_setup(ws)
+    fault = internal_error_setup(ws)
     (ws.state / "errors.log").mkdir()  # the state dir's log cannot be written
-    result = ws.run("recover")
+    result = ws.run("status", "--no-probe", env=fault)
     assert result.returncode == 4 and "no log written" in result.stderr
     after = fallback.stat().st_mtime_ns if fallback.exists() else None
     assert after == before

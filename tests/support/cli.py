@@ -133,3 +133,26 @@ def run_into_head(ws: Workspace, *args: str) -> tuple[int, str]:
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     return proc.wait(timeout=120), stderr
+
+
+INJECTED_FAULT = """\
+import recovery_cli.status as status
+
+
+def _fault(*args, **kwargs):
+    raise RuntimeError("injected fault")
+
+
+status.component_status = _fault
+"""
+
+
+def with_injected_fault(root: Path) -> dict[str, str]:
+    """An environment whose interpreter breaks ``status`` on purpose (a ``sitecustomize``
+    on PYTHONPATH): the one way left to reach the internal-error path from outside."""
+    shim = root / "fault"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(INJECTED_FAULT)
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
+    }
