@@ -31,21 +31,16 @@ from recovery_cli.handlers.base import (
     trim,
 )
 from recovery_cli.handlers.chromadb_offline import inspect_directory
-from recovery_cli.handlers.chromadb_probe import classify_error, http_get, run_child, worst
+from recovery_cli.handlers.chromadb_probe import (
+    CollectionState,
+    classify_error,
+    http_get,
+    run_child,
+    worst,
+)
 from recovery_cli.handlers.chromadb_settings import ChromaSettings, validate
 
 DEGRADED_ONLY = frozenset({"version_mismatch"})
-
-
-@dataclass(frozen=True)
-class CollectionState:
-    """One collection as the deep probe saw it (``failure_type`` None: healthy)."""
-
-    name: str
-    failure_type: str | None
-    detail: str
-    id: str | None = None
-    count: int | None = None
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,14 @@ def _last_json_line(output: str) -> dict[str, Any] | None:
                 continue
             return value if isinstance(value, dict) else None
     return None
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    """One collection as the deep probe saw it (``failure_type`` None: healthy)."""
+
+    name: str
+    failure_type: str | None
+    detail: str
+    id: str | None = None
+    count: int | None = None

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
 from recovery_cli.handlers.chromadb_offline import OfflineReport, inspect_directory
-from recovery_cli.handlers.chromadb_probe import classify_error, http_get, run_child
+from recovery_cli.handlers.chromadb_probe import (
+    CollectionState,
+    classify_error,
+    http_get,
+    run_child,
+)
 from recovery_cli.handlers.chromadb_snapshot import (
     Snapshot,
     chromadb_version,
@@ -32,7 +37,7 @@ from recovery_cli.handlers.chromadb_snapshot import (
 )
 
 if TYPE_CHECKING:
-    from .chromadb import ChromaHandler, CollectionState
+    from .chromadb import ChromaHandler
 
 TRANSIENT = frozenset({"server_unreachable", "not_ready", "probe_timeout"})
 REBUILDABLE = frozenset(
@@ -421,8 +426,6 @@ def survey_collections(
     handler: ChromaHandler, deadline: float
 ) -> list[CollectionState] | StrategyResult:
     """Which configured collections are damaged, and how."""
-    from .chromadb import CollectionState
-
     if not handler.settings.embedded:
         state = handler.server_state(deadline)
         if state is not None:
@@ -448,9 +451,7 @@ def survey_collections(
 def _probe_alone(handler: ChromaHandler, name: str, deadline: float) -> CollectionState:
     import dataclasses
 
-    from .chromadb import ChromaHandler, CollectionState
-
-    single = ChromaHandler(handler.context)
+    single = type(handler)(handler.context)
     single.settings = dataclasses.replace(handler.settings, collections=(name,))
     deep = single.deep_probe(deadline)
     if deep.failure_type is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import cleanup, system_procs, system_settings
+from . import system_procs, system_settings
 from .base import (
     BaseHandler,
     Check,
@@ -33,7 +33,6 @@ FAILURE_ORDER = (
     "memory_pressure",
     "deleted_open_files",
 )
-SEED_PATTERNS = ("*.tmp", "*.temp", "*.lock", "*.pid", "*~", "*.bak", "*.old", "core.*")
 GIB = 1024**3
 
 
@@ -218,14 +217,3 @@ class SystemHandler(BaseHandler):
         if strategy not in checks:
             return [Check(strategy, False, f"unknown strategy for kind system: {strategy}")]
         return checks[strategy](self)
-
-
-def cleanup_rules(params: Mapping[str, Any]) -> cleanup.CleanupRules:
-    return cleanup.CleanupRules(
-        patterns=tuple(params.get("patterns") or SEED_PATTERNS),
-        min_age_seconds=float(params.get("min_age_seconds", 3600)),
-        max_bytes=int(params.get("max_bytes", GIB)),
-        lock_min_age_seconds=float(params.get("lock_min_age_seconds", 3600)),
-        max_depth=int(params.get("max_depth", 32)),
-        quarantine_dir=params.get("quarantine_dir"),
-    )

@@ -23,11 +23,11 @@ LISTED_IN_DETAIL = 20
 
 
 def disk_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
-    from .system import cleanup_rules
-
     roots = [str(r) for r in ctx.params.get("roots") or DEFAULT_ROOTS]
     deadline = time.monotonic() + ctx.remaining()
-    report = cleanup.clean(roots, cleanup_rules(ctx.params), dry_run=ctx.dry_run, deadline=deadline)
+    report = cleanup.clean(
+        roots, cleanup.rules_from_params(ctx.params), dry_run=ctx.dry_run, deadline=deadline
+    )
     data: dict[str, Any] = report.as_data()
     if report.refused and len(report.refused) >= len(roots):
         reasons = "; ".join(report.refused.values())

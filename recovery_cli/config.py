@@ -27,7 +27,7 @@ from pydantic import (
 from recovery_cli import yamlpos
 from recovery_cli.errors import ConfigError, ConfigProblem
 from recovery_cli.lifecycle import Thresholds
-from recovery_cli.registry import KINDS, HandlerUnavailable, config_validator
+from recovery_cli.registry import HandlerUnavailable, config_validator, kind_spec, known_kinds
 
 # The bounds of every number in the config: each one validates, so none may crash later
 # (``time.sleep(1e20)``, a timestamp past year 9999) or wait forever (``.inf``).
@@ -206,8 +206,8 @@ class ComponentConfig(Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        if kind_spec(kind) is None:
+            raise ValueError(f"unknown kind {kind!r} (known: {', '.join(known_kinds())})")
         return kind
 
 
@@ -442,7 +442,8 @@ def _component_checks(
 
 
 def _known_strategies(component: ComponentConfig) -> tuple[str, ...]:
-    declared = KINDS[component.kind].strategies
+    spec = kind_spec(component.kind)
+    declared = spec.strategies if spec is not None else ()
     return tuple(component.strategies) if declared is None else declared
 
 

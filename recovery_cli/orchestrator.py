@@ -84,10 +84,11 @@ class Orchestrator:
             )
 
     def _known_strategies(self, name: str) -> list[str]:
-        from recovery_cli.registry import KINDS
+        from recovery_cli.registry import kind_spec
 
         component = self.ctx.config.components[name]
-        declared = KINDS[component.kind].strategies
+        spec = kind_spec(component.kind)
+        declared = spec.strategies if spec is not None else ()
         return list(component.strategies) if declared is None else list(declared)
 
     # -- the run ----------------------------------------------------------------------------

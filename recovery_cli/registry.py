@@ -56,12 +56,58 @@ KINDS: dict[str, KindSpec] = {
 }
 
 
+ENTRY_POINT_GROUP = "recovery_cli.kinds"  # third-party kinds: name = "module:KIND_SPEC"
+_plugins: dict[str, KindSpec] | None = None
+
+
 class HandlerUnavailable(Exception):
     """The kind is known but its handler module is not installed in this build."""
 
 
+def kind_spec(kind: str) -> KindSpec | None:
+    """The kind's spec: built in, or from an installed plugin package (entry point group
+    ``recovery_cli.kinds``, read only when a config names a kind not built in)."""
+    if kind in KINDS:
+        return KINDS[kind]
+    return plugin_kinds().get(kind)
+
+
+def known_kinds() -> list[str]:
+    return sorted({*KINDS, *plugin_kinds()})
+
+
+def plugin_kinds() -> dict[str, KindSpec]:
+    global _plugins
+    if _plugins is None:
+        _plugins = _load_plugins()
+    return _plugins
+
+
+def _load_plugins() -> dict[str, KindSpec]:
+    from importlib.metadata import entry_points
+
+    found: dict[str, KindSpec] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in KINDS:
+            continue  # a plugin never replaces a built-in kind
+        try:
+            spec = point.load()
+        except Exception:  # a broken plugin is one unknown kind, never a broken CLI
+            continue
+        if isinstance(spec, KindSpec):
+            found[point.name] = spec
+    return found
+
+
+def _spec(kind: str) -> KindSpec:
+    spec = kind_spec(kind)
+    if spec is None:
+        raise HandlerUnavailable(f"no handler for kind {kind!r}")
+    return spec
+
+
 def handler_class(kind: str) -> type[BaseHandler]:
-    spec = KINDS[kind]
+    spec = _spec(kind)
     module_name, _, class_name = spec.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -78,7 +124,7 @@ Validator = Callable[[Mapping[str, Any], Mapping[str, Mapping[str, Any]]], list[
 
 def config_validator(kind: str) -> Validator:
     """The settings check of ``kind``; raises ``HandlerUnavailable`` like ``handler_class``."""
-    spec = KINDS[kind]
+    spec = _spec(kind)
     if spec.validator is None:
         return handler_class(kind).validate_config
     module_name, _, function_name = spec.validator.partition(":")
@@ -94,7 +140,10 @@ def is_available(kind: str) -> bool:
     """Whether the kind's handler module is installed (found, not imported: cheap)."""
     import importlib.util
 
-    module_name = KINDS[kind].target.partition(":")[0]
+    spec = kind_spec(kind)
+    if spec is None:
+        return False
+    module_name = spec.target.partition(":")[0]
     try:
         return importlib.util.find_spec(module_name) is not None
     except ModuleNotFoundError:
