@@ -119,7 +119,6 @@ class Facts:
     lock_held: bool = False
     unhealthy_components: int = 1
     max_unhealthy: int | None = None
-    pending_approval: str | None = None  # a valid pending approval for this very plan
     plan_matches: bool = True  # approve: the approved plan is still what is needed
 
 
@@ -314,11 +313,7 @@ def _cooldown(facts: Facts, request: Request, now: float) -> Decision | None:
 def _approval(facts: Facts, request: Request, now: float) -> Decision | None:
     if request.approved or not request.first_step_needs_approval:
         return None
-    detail = (
-        f"waiting for approval {facts.pending_approval}"
-        if facts.pending_approval
-        else "the first step needs an approval"
-    )
+    detail = "the first step needs an approval"
     return Decision(Verdict.AWAIT, LifeState.AWAITING_APPROVAL, BlockReason.APPROVAL, detail)
 
 

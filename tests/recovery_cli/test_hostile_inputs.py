@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.cli import Workspace, base_config, command_component
+from tests.support.receiver import AlertReceiver
 
 SECRET = 'Sé"cr\\et%41/+ü=='
 
@@ -170,63 +169,45 @@ def test_blank_names_and_reasons_are_refused(ws: Workspace) -> None:
     assert empty.returncode == 2 and "--reason" in empty.stderr
 
 
-class Hook(BaseHTTPRequestHandler):
-    statuses: list[str] = []
-    fail = False
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if Hook.fail:
-            self.send_response(500)
-        else:
-            Hook.statuses.append(f"{body['status']} {body['labels'].get('component')}")
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    Hook.statuses, Hook.fail = [], False
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
+def hook() -> Iterator[AlertReceiver]:
+    with AlertReceiver() as running:
+        yield running
+
+
+def statuses(hook: AlertReceiver) -> list[str]:
+    return [f"{body['status']} {body['labels'].get('component')}" for _, body in hook.received]
 
 
 def test_a_resolution_no_target_took_is_sent_by_the_next_run(
-    ws: Workspace, tmp_path: Path, hook: str
+    ws: Workspace, tmp_path: Path, hook: AlertReceiver
 ) -> None:
     flag = tmp_path / "flag"
     component = command_component(["test", "-f", str(flag)], {"fix": ["false"]})
     config = base_config({"app": component}, cooldown_seconds=0)
-    config["alerting"] = {"webhook_url": hook}
+    config["alerting"] = {"webhook_url": hook.url + "/hook"}
     ws.write_config(config)
     ws.run("recover")
-    assert Hook.statuses == ["firing app"]
+    assert statuses(hook) == ["firing app"]
     flag.touch()
-    Hook.fail = True
+    hook.status = 500
     failed = ws.run("recover")
     assert failed.returncode == 0 and "HTTP 500" in failed.stderr
-    Hook.fail = False
+    hook.status = 200
     ws.run("recover")
-    assert Hook.statuses == ["firing app", "resolved app"]
+    assert statuses(hook) == ["firing app", "resolved app"]
 
 
 def test_the_alert_of_a_removed_component_is_resolved(
-    ws: Workspace, tmp_path: Path, hook: str
+    ws: Workspace, tmp_path: Path, hook: AlertReceiver
 ) -> None:
     down = command_component(["false"], {"fix": ["false"]})
     config = base_config({"app": command_component(["true"], {"noop": ["true"]}), "gone": down})
-    config["alerting"] = {"webhook_url": hook}
+    config["alerting"] = {"webhook_url": hook.url + "/hook"}
     ws.write_config(config)
     ws.run("recover")
-    assert Hook.statuses == ["firing gone"]
+    assert statuses(hook) == ["firing gone"]
     del config["components"]["gone"]
     ws.write_config(config)
     ws.run("recover")
-    assert Hook.statuses == ["firing gone", "resolved gone"]
+    assert statuses(hook) == ["firing gone", "resolved gone"]

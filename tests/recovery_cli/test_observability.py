@@ -5,46 +5,26 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.cli import Workspace, base_config, child_env, command_component
 from tests.support.core import make_core
+from tests.support.receiver import AlertReceiver
 from tests.support.terminal import run_on_terminal
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    Receiver.received = []
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[AlertReceiver]:
+    with AlertReceiver() as running:
+        yield running
 
 
 def test_failed_chain_alerts_and_enters_degraded_mode_then_leaves_it(
-    tmp_path: Path, receiver: str
+    tmp_path: Path, receiver: AlertReceiver
 ) -> None:
     flag = tmp_path / "flag"
     marks = tmp_path / "marks"
@@ -60,13 +40,13 @@ def test_failed_chain_alerts_and_enters_degraded_mode_then_leaves_it(
             "on_exit": {"command": ["sh", "-c", f"echo exit >> {marks}"]},
         }
     }
-    config["alerting"] = {"alertmanager_url": receiver, "webhook_url": receiver + "/hook"}
+    config["alerting"] = {"alertmanager_url": receiver.url, "webhook_url": receiver.url + "/hook"}
     core = make_core(tmp_path, config)
     core.recover("app")
     assert "app_unavailable" in core.store.load_state().degraded
-    paths = [path for path, _ in Receiver.received]
+    paths = [path for path, _ in receiver.received]
     assert paths == ["/api/v2/alerts", "/hook"]
-    alert = Receiver.received[0][1][0]
+    alert = receiver.received[0][1][0]
     assert alert["labels"] == {
         "alertname": "RecoveryFailed",
         "component": "app",
@@ -76,12 +56,12 @@ def test_failed_chain_alerts_and_enters_degraded_mode_then_leaves_it(
         "reason": "chain_exhausted",
     }
     assert alert["endsAt"] > alert["startsAt"]
-    hook = Receiver.received[1][1]
+    hook = receiver.received[1][1]
     assert hook["status"] == "firing" and hook["labels"] == alert["labels"]
     flag.touch()
     core.recover("app")
     assert core.store.load_state().degraded == {}
-    resolved = [body for path, body in Receiver.received[2:] if path == "/hook"]
+    resolved = [body for path, body in receiver.received[2:] if path == "/hook"]
     assert [b["status"] for b in resolved] == ["resolved"]
     assert marks.read_text().split() == ["enter", "exit"]
     assert [r["event"] for r in core.records() if r["event"].startswith("degraded")] == [
