@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,12 +20,24 @@ COMPONENTS = ("redis", "chromadb", "openwebui", "system", "app")
 STRATEGIES = ("reconnect", "flush_corrupted", "restart_container", "disk_cleanup", "restart_app")
 
 
+def installed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an installed tool: byte code cached, as pip leaves it (with
+    PYTHONDONTWRITEBYTECODE set, every run would compile every module it imports)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra or {})
+    return env
+
+
 def median_seconds(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+            env=installed_env(env),
         )
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)

@@ -6,7 +6,6 @@ Usage: python benchmarks/compare_trees.py OLD_TREE NEW_TREE [rounds]
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -14,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import generate_audit, write_config
+from _common import generate_audit, installed_env, write_config
 
 
 def timed(tree: str, argv: list[str]) -> float:
-    env = dict(os.environ, PYTHONPATH=tree)
+    env = installed_env({"PYTHONPATH": tree})
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "recovery_cli", *argv],
@@ -80,7 +79,7 @@ def main() -> None:
 
 def _typer() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import typer"], check=False)
+    subprocess.run([sys.executable, "-c", "import typer"], check=False, env=installed_env())
     return time.perf_counter() - started
 
 
