@@ -297,3 +297,20 @@ def test_the_prompt_holds_no_lock_and_times_out_leaving_the_approval(
     assert not flag.exists()
     assert len(ws.events("approval_requested")) == 1
     assert status_of(ws)["pending_approvals"], "the approval stays pending"
+
+
+def test_approve_is_held_by_a_dependency_that_is_down(tmp_path: Path) -> None:
+    """The approve path goes through the same gates as recover, dependencies included."""
+    flag, db_flag = tmp_path / "flag", tmp_path / "db"
+    component = flag_component(flag, depends_on=["db"])
+    component["strategies"]["fix"]["approval"] = "required"
+    db = command_component(["test", "-f", str(db_flag)], {"noop": ["false"]})
+    db_flag.touch()
+    core = make_core(tmp_path, base_config({"db": db, "app": component}))
+    (report,) = core.recover("app")
+    assert report.outcome == "awaiting_approval" and report.approval_id
+    db_flag.unlink()
+    approved = core.approve(report.approval_id, "alice")
+    assert approved.outcome == "blocked" and approved.reason == "dependency"
+    assert not flag.exists()
+    assert core.store.load_state().approvals[report.approval_id]["status"] == "pending"
