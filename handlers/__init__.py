@@ -1,0 +1,1 @@
+"""Handler kinds: the contract (``base``), shared helpers, and one package per kind."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any, ClassVar
 
-from .base import (
+from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     CommandOutcome,

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from recovery_cli.handlers import chromadb_probe
 from recovery_cli.handlers.base import ComponentContext, StrategyContext, StrategyResult
-from recovery_cli.handlers.chromadb import ChromaHandler
+from recovery_cli.handlers.chromadb import probe as chromadb_probe
+from recovery_cli.handlers.chromadb.handler import ChromaHandler
 from tests.support.chroma_server import ChromaServer, ServerControl, fixed_query, retain_wal, seed
 from tests.support.net import free_port
 

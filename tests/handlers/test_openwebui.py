@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from recovery_cli.handlers.base import ComponentContext, Health, StrategyContext, StrategyResult
-from recovery_cli.handlers.openwebui import OpenWebUIHandler
+from recovery_cli.handlers.openwebui.handler import OpenWebUIHandler
 from tests.support.model_stub import ModelStub
 from tests.support.net import free_port
 from tests.support.openwebui_server import (

@@ -10,9 +10,9 @@ import pytest
 from redis import exceptions as rx
 
 from recovery_cli.handlers.base import Health
-from recovery_cli.handlers.redis_errors import RedisFailure, classify
-from recovery_cli.handlers.redis_health import assess
-from recovery_cli.handlers.redis_settings import RedisSettings
+from recovery_cli.handlers.redis.errors import RedisFailure, classify
+from recovery_cli.handlers.redis.health import assess
+from recovery_cli.handlers.redis.settings import RedisSettings
 
 
 class LegacyResponseError(rx.ResponseError):
@@ -127,6 +127,6 @@ def test_rejected_connections_count_only_when_rising() -> None:
 
 
 def test_importing_the_handler_does_not_import_redis_py() -> None:
-    code = "import sys, recovery_cli.handlers.redis; print('redis' in sys.modules)"
+    code = "import sys, recovery_cli.handlers.redis.handler; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,9 +14,9 @@ import redis
 
 from recovery_cli.config import ServiceConfig
 from recovery_cli.handlers.base import Health
-from recovery_cli.handlers.redis import RedisHandler
-from recovery_cli.handlers.redis_backup import list_backups, read_backup
-from recovery_cli.handlers.redis_flush import FlushParams, flush
+from recovery_cli.handlers.redis.backup import list_backups, read_backup
+from recovery_cli.handlers.redis.flush import FlushParams, flush
+from recovery_cli.handlers.redis.handler import RedisHandler
 from recovery_cli.service import build_service
 from tests.support.net import free_port
 from tests.support.redis_server import (

@@ -18,7 +18,7 @@ import pytest
 
 from recovery_cli.config import ServiceConfig
 from recovery_cli.handlers.base import ComponentContext, Health, ServiceControl, StrategyContext
-from recovery_cli.handlers.system import SystemHandler
+from recovery_cli.handlers.system.handler import SystemHandler
 from recovery_cli.service import build_service
 
 # A stand-in daemon: writes its pidfile and what it was started with, answers SIGUSR1,

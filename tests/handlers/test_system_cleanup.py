@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.handlers.cleanup import CleanupReport, CleanupRules, clean, open_root
+from recovery_cli.handlers.system.cleanup import CleanupReport, CleanupRules, clean, open_root
 
 OLD = 7200.0
 RULES = CleanupRules(

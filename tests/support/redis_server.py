@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from recovery_cli.handlers.base import ComponentContext, ServiceControl, StrategyContext
-from recovery_cli.handlers.redis import RedisHandler
+from recovery_cli.handlers.redis.handler import RedisHandler
 from tests.support.net import free_port, wait_for_port
 
 REDIS_SERVER = "redis-server"

@@ -24,24 +24,24 @@ from recovery_cli.handlers.base import (
     StrategyContext,
     StrategyResult,
 )
-from recovery_cli.handlers.redis_backup import component_dir, list_backups, read_backup
-from recovery_cli.handlers.redis_errors import Classified, RedisFailure, classify
-from recovery_cli.handlers.redis_flush import (
+from recovery_cli.handlers.redis.backup import component_dir, list_backups, read_backup
+from recovery_cli.handlers.redis.errors import Classified, RedisFailure, classify
+from recovery_cli.handlers.redis.flush import (
     FlushParams,
     flush,
     restore,
     utc_now,
     validate_flush_params,
 )
-from recovery_cli.handlers.redis_health import assess
-from recovery_cli.handlers.redis_reconnect import (
+from recovery_cli.handlers.redis.health import assess
+from recovery_cli.handlers.redis.reconnect import (
     ReconnectParams,
     describe_clients,
     idle_clients,
     kill_clients,
     validate_reconnect_params,
 )
-from recovery_cli.handlers.redis_settings import RedisSettings, make_client, validate_settings
+from recovery_cli.handlers.redis.settings import RedisSettings, make_client, validate_settings
 
 if TYPE_CHECKING:
     import redis

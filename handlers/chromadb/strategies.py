@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
-from recovery_cli.handlers.chromadb_offline import OfflineReport, inspect_directory
-from recovery_cli.handlers.chromadb_probe import (
+from recovery_cli.handlers.chromadb.offline import OfflineReport, inspect_directory
+from recovery_cli.handlers.chromadb.probe import (
     CollectionState,
     classify_error,
     http_get,
     run_child,
 )
-from recovery_cli.handlers.chromadb_snapshot import (
+from recovery_cli.handlers.chromadb.snapshot import (
     Snapshot,
     chromadb_version,
     create_snapshot,
@@ -37,7 +37,7 @@ from recovery_cli.handlers.chromadb_snapshot import (
 )
 
 if TYPE_CHECKING:
-    from .chromadb import ChromaHandler
+    from recovery_cli.handlers.chromadb.handler import ChromaHandler
 
 TRANSIENT = frozenset({"server_unreachable", "not_ready", "probe_timeout"})
 REBUILDABLE = frozenset(

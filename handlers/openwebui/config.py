@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from recovery_cli.handlers.base import Check, SettingsError, number_errors
-from recovery_cli.handlers.openwebui_checks import Finding, Owner
+from recovery_cli.handlers.openwebui.checks import Finding, Owner
 
 ENV_KEYS = ("api_key_env", "email_env", "password_env")
 BOOL_SETTINGS = ("chat_smoke_test", "refresh_models", "verify_tls")

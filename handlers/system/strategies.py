@@ -7,12 +7,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cleanup, system_procs
-from .base import Check, StrategyContext, StrategyResult, private_dir, run_command, trim
-from .system_procs import ProcessSpec
+from recovery_cli.handlers.base import (
+    Check,
+    StrategyContext,
+    StrategyResult,
+    private_dir,
+    run_command,
+    trim,
+)
+from recovery_cli.handlers.system import cleanup
+from recovery_cli.handlers.system import procs as system_procs
+from recovery_cli.handlers.system.procs import ProcessSpec
 
 if TYPE_CHECKING:
-    from .system import SystemHandler
+    from recovery_cli.handlers.system.handler import SystemHandler
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 DEFAULT_ROOTS = ("/tmp", "/var/tmp")

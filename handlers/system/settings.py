@@ -7,7 +7,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from .base import SettingsError, number_errors
+from recovery_cli.handlers.base import SettingsError, number_errors
 
 SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "disk": {"paths": list, "max_used_percent": (int, float), "min_free_bytes": int},

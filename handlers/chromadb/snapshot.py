@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.handlers.base import fsync_directory, private_dir
-from recovery_cli.handlers.chromadb_offline import SQLITE_NAME
+from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
 
 MANIFEST_NAME = "MANIFEST.json"
 DATA_DIR = "data"

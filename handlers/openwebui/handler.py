@@ -6,7 +6,7 @@ by ``/api/models``; optionally one tiny chat through the default model. ``/healt
 ``/ready`` stay green while every model backend is down, so the model checks are what see
 an upstream outage.
 
-Strategies (``recovery_cli.handlers.openwebui_strategies``): ``token_refresh``,
+Strategies (``recovery_cli.handlers.openwebui.strategies``): ``token_refresh``,
 ``model_failover``, ``graceful_degradation``, ``restore_config``.
 """
 
@@ -28,8 +28,8 @@ from recovery_cli.handlers.base import (
     Strategy,
     trim,
 )
-from recovery_cli.handlers.openwebui_api import Api, open_client
-from recovery_cli.handlers.openwebui_checks import (
+from recovery_cli.handlers.openwebui.api import Api, open_client
+from recovery_cli.handlers.openwebui.checks import (
     DOWN_TYPES,
     MODEL_MISSING,
     UPSTREAM_UNAVAILABLE,
@@ -45,7 +45,7 @@ from recovery_cli.handlers.openwebui_checks import (
     first_default,
     listed_models,
 )
-from recovery_cli.handlers.openwebui_state import HandlerFiles
+from recovery_cli.handlers.openwebui.state import HandlerFiles
 
 BANNER_TYPES = ("info", "success", "warning", "error")
 
@@ -85,7 +85,7 @@ class OpenWebUIHandler(BaseHandler):
     def validate_config(
         cls, settings: Mapping[str, Any], strategy_params: Mapping[str, Mapping[str, Any]]
     ) -> list[SettingsError]:
-        from recovery_cli.handlers.openwebui_config import validate
+        from recovery_cli.handlers.openwebui.config import validate
 
         return validate(settings, strategy_params, BANNER_TYPES)
 
@@ -176,7 +176,7 @@ class OpenWebUIHandler(BaseHandler):
     # -- strategies ----------------------------------------------------------------------------
 
     def strategies(self) -> Mapping[str, Strategy]:
-        from recovery_cli.handlers.openwebui_strategies import Strategies
+        from recovery_cli.handlers.openwebui.strategies import Strategies
 
         runner = Strategies(self)
         return {
@@ -189,6 +189,6 @@ class OpenWebUIHandler(BaseHandler):
     # -- preflight -----------------------------------------------------------------------------
 
     def preflight(self, strategy: str) -> list[Check]:
-        from recovery_cli.handlers.openwebui_config import preflight_checks
+        from recovery_cli.handlers.openwebui.config import preflight_checks
 
         return preflight_checks(self, strategy)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import system_procs, system_settings
-from .base import (
+from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     Health,
@@ -23,7 +22,9 @@ from .base import (
     Strategy,
     trim,
 )
-from .system_procs import ProcessSpec
+from recovery_cli.handlers.system import procs as system_procs
+from recovery_cli.handlers.system import settings as system_settings
+from recovery_cli.handlers.system.procs import ProcessSpec
 
 # When several problems show at once, the failure type is the first of these found.
 FAILURE_ORDER = (
@@ -196,7 +197,7 @@ class SystemHandler(BaseHandler):
     # ------------------------------------------------------------------ strategies
 
     def strategies(self) -> Mapping[str, Strategy]:
-        from . import system_strategies as s
+        from recovery_cli.handlers.system import strategies as s
 
         return {
             "disk_cleanup": lambda ctx: s.disk_cleanup(self, ctx),
@@ -206,7 +207,7 @@ class SystemHandler(BaseHandler):
         }
 
     def preflight(self, strategy: str) -> list[Check]:
-        from . import system_strategies as s
+        from recovery_cli.handlers.system import strategies as s
 
         checks = {
             "disk_cleanup": s.preflight_cleanup,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from recovery_cli.handlers.base import SettingsError, StrategyResult
-from recovery_cli.handlers.redis_backup import Backup, BackupEntry, record_outcome, write_backup
+from recovery_cli.handlers.redis.backup import Backup, BackupEntry, record_outcome, write_backup
 
 if TYPE_CHECKING:
     from pathlib import Path

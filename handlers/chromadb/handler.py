@@ -30,15 +30,15 @@ from recovery_cli.handlers.base import (
     Strategy,
     trim,
 )
-from recovery_cli.handlers.chromadb_offline import inspect_directory
-from recovery_cli.handlers.chromadb_probe import (
+from recovery_cli.handlers.chromadb.offline import inspect_directory
+from recovery_cli.handlers.chromadb.probe import (
     CollectionState,
     classify_error,
     http_get,
     run_child,
     worst,
 )
-from recovery_cli.handlers.chromadb_settings import ChromaSettings, validate
+from recovery_cli.handlers.chromadb.settings import ChromaSettings, validate
 
 DEGRADED_ONLY = frozenset({"version_mismatch"})
 
@@ -147,7 +147,7 @@ class ChromaHandler(BaseHandler):
         return self._deep_result(self.deep_probe(deadline))
 
     def _version_problem(self) -> str:
-        from recovery_cli.handlers.chromadb_snapshot import chromadb_version
+        from recovery_cli.handlers.chromadb.snapshot import chromadb_version
 
         expected = self.settings.expected_version
         installed = chromadb_version()
@@ -211,7 +211,7 @@ class ChromaHandler(BaseHandler):
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     def remember_ids(self, ids: Mapping[str, str]) -> None:
-        from recovery_cli.handlers.chromadb_snapshot import ensure_private_dir
+        from recovery_cli.handlers.chromadb.snapshot import ensure_private_dir
 
         try:
             ensure_private_dir(self.own_dir)
@@ -231,7 +231,7 @@ class ChromaHandler(BaseHandler):
     # -- strategies and preflight -------------------------------------------------------
 
     def strategies(self) -> Mapping[str, Strategy]:
-        from . import chromadb_strategies as s
+        from recovery_cli.handlers.chromadb import strategies as s
 
         return {
             "query_retry": lambda ctx: s.query_retry(self, ctx),
@@ -242,7 +242,7 @@ class ChromaHandler(BaseHandler):
         }
 
     def preflight(self, strategy: str) -> list[Check]:
-        from .chromadb_preflight import preflight
+        from recovery_cli.handlers.chromadb.preflight import preflight
 
         return preflight(self, strategy)
 

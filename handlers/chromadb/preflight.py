@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recovery_cli.handlers.base import Check
-from recovery_cli.handlers.chromadb_offline import SQLITE_NAME
-from recovery_cli.handlers.chromadb_probe import http_get
+from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
+from recovery_cli.handlers.chromadb.probe import http_get
 
 if TYPE_CHECKING:
-    from .chromadb import ChromaHandler
+    from recovery_cli.handlers.chromadb.handler import ChromaHandler
 
 NEEDS_DIRECTORY = frozenset({"snapshot", "snapshot_rollback", "index_rebuild"})
 
@@ -31,7 +31,7 @@ def preflight(handler: ChromaHandler, strategy: str) -> list[Check]:
 
 
 def _client_installed() -> Check:
-    from recovery_cli.handlers.chromadb_snapshot import chromadb_version
+    from recovery_cli.handlers.chromadb.snapshot import chromadb_version
 
     if importlib.util.find_spec("chromadb") is None:
         return Check("chromadb client installed", False, "pip install 'recovery-cli[chromadb]'")
@@ -68,7 +68,7 @@ def _writable(name: str, path: Path) -> Check:
 
 
 def _snapshot_available(handler: ChromaHandler) -> Check:
-    from recovery_cli.handlers.chromadb_snapshot import chromadb_version, select_snapshot
+    from recovery_cli.handlers.chromadb.snapshot import chromadb_version, select_snapshot
 
     chosen, skipped = select_snapshot(handler.snapshot_root, chromadb_version())
     if chosen is None:

@@ -6,7 +6,7 @@ Chroma read a collection runs here, under a hard timeout chosen by the parent
 JSON object from stdout; exceptions are reported as ``{"error": ..., "error_type": ...}`` so
 the parent classifies them by message.
 
-Run as ``python -m recovery_cli.handlers.chromadb_child '<json>'``.
+Run as ``python -m recovery_cli.handlers.chromadb.child '<json>'``.
 """
 
 from __future__ import annotations

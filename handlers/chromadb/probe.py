@@ -18,7 +18,7 @@ from typing import Any
 
 from recovery_cli.handlers.base import run_command
 
-CHILD_MODULE = "recovery_cli.handlers.chromadb_child"
+CHILD_MODULE = "recovery_cli.handlers.chromadb.child"
 # The request JSON is appended as the last argument.
 CHILD_ARGV: tuple[str, ...] = (sys.executable, "-m", CHILD_MODULE)
 

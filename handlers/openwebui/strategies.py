@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
-from recovery_cli.handlers.openwebui_api import Api, Reply
-from recovery_cli.handlers.openwebui_checks import (
+from recovery_cli.handlers.openwebui.api import Api, Reply
+from recovery_cli.handlers.openwebui.checks import (
     AUTH_INVALID_CREDENTIALS,
     AUTH_MFA_REQUIRED,
     AUTH_PENDING,
@@ -34,8 +34,8 @@ from recovery_cli.handlers.openwebui_checks import (
     reply_finding,
     server_finding,
 )
-from recovery_cli.handlers.openwebui_config import fallback_models
-from recovery_cli.handlers.openwebui_state import BANNER_KEY, CONNECTION_KEYS, MODEL_KEYS
+from recovery_cli.handlers.openwebui.config import fallback_models
+from recovery_cli.handlers.openwebui.state import BANNER_KEY, CONNECTION_KEYS, MODEL_KEYS
 
 SIGNIN_WINDOW = 180.0  # OpenWebUI: 15 sign-ins per email per 3 minutes
 DEFAULT_MAX_SIGNINS = 5  # ours: a third of that, so a person can still sign in

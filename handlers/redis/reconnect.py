@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import SettingsError, number_errors
-from recovery_cli.handlers.redis_flush import positive_int
-from recovery_cli.handlers.redis_settings import CLIENT_NAME
+from recovery_cli.handlers.redis.flush import positive_int
+from recovery_cli.handlers.redis.settings import CLIENT_NAME
 
 if TYPE_CHECKING:
     import redis

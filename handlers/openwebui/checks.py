@@ -14,14 +14,14 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from recovery_cli.handlers.base import ComponentContext
-from recovery_cli.handlers.openwebui_api import (
+from recovery_cli.handlers.openwebui.api import (
     Api,
     Reply,
     chat_body,
     detail_of,
     is_access_prohibited,
 )
-from recovery_cli.handlers.openwebui_state import HandlerFiles
+from recovery_cli.handlers.openwebui.state import HandlerFiles
 
 UNREACHABLE = "unreachable"
 NOT_READY = "not_ready"

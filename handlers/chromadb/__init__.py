@@ -1,0 +1,1 @@
+"""The ChromaDB kind: HTTP and offline probes, snapshots, and the strategies."""

@@ -1,0 +1,1 @@
+"""The OpenWebUI kind: API checks, config state, and the strategies."""

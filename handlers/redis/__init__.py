@@ -1,0 +1,1 @@
+"""The Redis kind: probe, classification of failures, and the strategies."""

@@ -1,0 +1,1 @@
+"""The system kind: disk, memory, file handles and processes of this host."""
