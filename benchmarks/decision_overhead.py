@@ -17,9 +17,9 @@ from pathlib import Path
 from _common import generate_audit, write_config
 
 from recovery_cli.config import load_config
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
+from recovery_cli.handler_calls import Components
 from recovery_cli.orchestrator import Orchestrator, RecoverRequest
-from recovery_cli.runtime import Components
 from recovery_cli.store import Store
 
 RUNS = 50

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_cli.audit import format_ts, new_id
-from recovery_cli.errors import RecoveryError, UsageError
-from recovery_cli.exitcodes import ExitCode
-from recovery_cli.state import State
+from recovery_cli.errors import ExitCode, RecoveryError, UsageError
+from recovery_cli.state_file import State
 
 PENDING = "pending"
 MIN_PREFIX = 4

@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from recovery_cli import approvals
-from recovery_cli.exitcodes import ExitCode, Terminated, interrupt_exit_code
+from recovery_cli.errors import ExitCode, Terminated, interrupt_exit_code
 from recovery_cli.handlers.base import ProbeResult, StrategyContext, StrategyResult
 from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.policy import BlockReason, Outcome
-from recovery_cli.reports import ComponentReport, StepReport
-from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.results import ComponentReport, StepReport
+from recovery_cli.run_context import RecoverRequest, RunContext
 from recovery_cli.steps import run_step
 from recovery_cli.store import Transaction
 
@@ -168,7 +168,7 @@ class ChainRunner:
     def call_strategy(
         self, name: str, strategy: str, failure_type: str | None, dry_run: bool
     ) -> StrategyResult:
-        from recovery_cli.runtime import call_with_timeout, strategy_result_from
+        from recovery_cli.handler_calls import call_with_timeout, strategy_result_from
 
         timeout = self.ctx.config.step_timeout(name, strategy)
         ctx = self._context(

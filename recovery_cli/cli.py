@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recovery_cli import __version__
-from recovery_cli.exitcodes import Terminated, interrupt_exit_code
+from recovery_cli.errors import Terminated, interrupt_exit_code
 
 if TYPE_CHECKING:
-    from recovery_cli.session import Session
+    from recovery_cli.invocation import Session
 
 app = typer.Typer(
     name="recovery",
@@ -68,7 +68,7 @@ def main_options(
     ] = False,
 ) -> None:
     from recovery_cli import render
-    from recovery_cli.session import Session
+    from recovery_cli.invocation import Session
 
     session = Session(config_path=config, state_dir_option=state_dir, verbose=verbose)
     render.use_redactor(session.redact)

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recovery_cli import render
-from recovery_cli.errors import UsageError
-from recovery_cli.exitcodes import ExitCode, worst
+from recovery_cli.errors import ExitCode, UsageError, worst
 from recovery_cli.history import StatsRow
-from recovery_cli.session import Session, handle_errors
+from recovery_cli.invocation import Session, handle_errors
 
 if TYPE_CHECKING:
     from recovery_cli.orchestrator import Orchestrator
-    from recovery_cli.runs import RecoverRequest
+    from recovery_cli.run_context import RecoverRequest
 
 MAX_PROMPT_TIMEOUT = 3600.0
 
@@ -82,7 +81,7 @@ def recover(session: Session, options: RecoverOptions) -> int:
 
 def _recover_request(session: Session, options: RecoverOptions) -> RecoverRequest:
     """A person who names themselves (--as) acts as a person, whatever the terminal."""
-    from recovery_cli.runs import RecoverRequest
+    from recovery_cli.run_context import RecoverRequest
 
     if options.override_limits and not (options.reason or "").strip():
         raise UsageError("--override-limits needs --reason (it is recorded with your name)")

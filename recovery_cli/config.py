@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from recovery_cli import yamlpos
+from recovery_cli import yaml_lines
 from recovery_cli.errors import ConfigError, ConfigProblem
 from recovery_cli.lifecycle import Thresholds
 from recovery_cli.registry import HandlerUnavailable, config_validator, kind_spec, known_kinds
@@ -357,7 +357,7 @@ def _unreadable(path: Path, message: str) -> ConfigError:
 
 
 def parse_config(text: str, filename: str) -> Config:
-    document = yamlpos.load(text, filename)
+    document = yaml_lines.load(text, filename)
     if not isinstance(document.data, dict):
         raise ConfigError([ConfigProblem(filename, 1, "", "the config must be a mapping")])
     secrets = _problems(document, _inline_secrets(document.data))
@@ -373,14 +373,16 @@ def parse_config(text: str, filename: str) -> Config:
     return config
 
 
-def _problems(document: yamlpos.Document, found: list[tuple[Path_, str]]) -> list[ConfigProblem]:
+def _problems(document: yaml_lines.Document, found: list[tuple[Path_, str]]) -> list[ConfigProblem]:
     return [
-        ConfigProblem(document.filename, document.line_of(path), yamlpos.format_path(path), message)
+        ConfigProblem(
+            document.filename, document.line_of(path), yaml_lines.format_path(path), message
+        )
         for path, message in found
     ]
 
 
-def _pydantic_problems(exc: ValidationError, document: yamlpos.Document) -> list[ConfigProblem]:
+def _pydantic_problems(exc: ValidationError, document: yaml_lines.Document) -> list[ConfigProblem]:
     found: list[tuple[Path_, str]] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
@@ -517,7 +519,7 @@ def _handler_checks(base: Path_, component: ComponentConfig) -> list[tuple[Path_
         return []  # reported by `status` and `test`, never a config error
     params = {name: spec.params for name, spec in component.strategies.items()}
     return [
-        ((*base, *yamlpos.parse_path(error.key)), error.message)
+        ((*base, *yaml_lines.parse_path(error.key)), error.message)
         for error in validate(component.settings, params)
     ]
 

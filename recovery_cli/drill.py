@@ -10,9 +10,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from recovery_cli.config import Config
+from recovery_cli.handler_calls import Components, Crashed, TimedOut, call_with_timeout
 from recovery_cli.handlers.base import Check
 from recovery_cli.registry import HandlerUnavailable
-from recovery_cli.runtime import Components, Crashed, TimedOut, call_with_timeout
 
 PREFLIGHT_TIMEOUT = 30.0
 

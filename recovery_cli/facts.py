@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from recovery_cli import policy
 from recovery_cli.lifecycle import Life
 from recovery_cli.policy import Decision
-from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.run_context import RecoverRequest, RunContext
 from recovery_cli.store import Transaction
 
 

@@ -17,7 +17,7 @@ from recovery_cli.config import Config
 from recovery_cli.counters import DURATION_BUCKETS, Key, Tally, tally
 from recovery_cli.errors import StateError, UsageError
 from recovery_cli.lifecycle import Life, LifeState
-from recovery_cli.state import State
+from recovery_cli.state_file import State
 from recovery_cli.store import Store
 
 if TYPE_CHECKING:

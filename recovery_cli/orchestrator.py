@@ -6,21 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from recovery_cli import alerts, approvals, facts, policy
-from recovery_cli.approval_flow import ApprovalFlow
+from recovery_cli.approval_run import ApprovalFlow
 from recovery_cli.chain import Attempt, ChainRunner
 from recovery_cli.config import Config
-from recovery_cli.context import Environment
-from recovery_cli.errors import UsageError
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.environment import Environment
+from recovery_cli.errors import ExitCode, UsageError
 from recovery_cli.graph import topological_order
+from recovery_cli.handler_calls import Components
 from recovery_cli.handlers.base import ProbeResult
 from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.locking import FileLock
 from recovery_cli.policy import Decision, Outcome, Verdict
 from recovery_cli.registry import HandlerUnavailable
-from recovery_cli.reports import ComponentReport, StepReport
-from recovery_cli.runs import RecoverRequest, RunContext
-from recovery_cli.runtime import Components
+from recovery_cli.results import ComponentReport, StepReport
+from recovery_cli.run_context import RecoverRequest, RunContext
 from recovery_cli.store import Store, Transaction
 
 __all__ = ["Orchestrator", "RecoverRequest"]

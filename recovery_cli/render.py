@@ -14,7 +14,7 @@ from recovery_cli.handlers.base import trim
 if TYPE_CHECKING:
     from recovery_cli.audit import Record
     from recovery_cli.drill import DrillCase
-    from recovery_cli.reports import ComponentReport
+    from recovery_cli.results import ComponentReport
     from recovery_cli.status import ComponentStatus
 
 

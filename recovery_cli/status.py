@@ -8,10 +8,10 @@ from typing import Any
 from recovery_cli import approvals, policy
 from recovery_cli.audit import format_ts
 from recovery_cli.config import Config
+from recovery_cli.handler_calls import Components
 from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.registry import is_available
-from recovery_cli.runtime import Components
-from recovery_cli.state import State
+from recovery_cli.state_file import State
 from recovery_cli.store import Store
 
 

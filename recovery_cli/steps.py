@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recovery_cli.config import RetryPolicy
+from recovery_cli.handler_calls import call_with_timeout, strategy_result_from
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
-from recovery_cli.runtime import call_with_timeout, strategy_result_from
 
 if TYPE_CHECKING:
     import tenacity

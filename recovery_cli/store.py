@@ -15,12 +15,12 @@ from typing import Any
 
 from recovery_cli import statedir
 from recovery_cli.audit import DAMAGE_EVENT, AuditLog, ChainHead, Record, format_ts, new_id
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
 from recovery_cli.errors import LockTimeout
 from recovery_cli.limits import bounded
 from recovery_cli.locking import FileLock
 from recovery_cli.policy import Outcome, Window, build_window, lookback_since
-from recovery_cli.state import State, StateFile
+from recovery_cli.state_file import State, StateFile
 
 
 @dataclass

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from recovery_cli import alerts
 from recovery_cli.config import Config
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
 from recovery_cli.handlers.base import ProbeResult
 from recovery_cli.lifecycle import Life, LifeState, Thresholds, move, observe, settled_state
-from recovery_cli.state import State
+from recovery_cli.state_file import State
 from recovery_cli.store import Store, Transaction
 
 UNHEALTHY = "unhealthy"

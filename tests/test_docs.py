@@ -9,7 +9,7 @@ import pytest
 
 from recovery_cli.alerts import ALERT_NAMES, BLAST_RADIUS_ALERT
 from recovery_cli.cli import app
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode
 from recovery_cli.lifecycle import LifeState
 from recovery_cli.policy import BlockReason, HoldReason, Outcome
 from recovery_cli.registry import KINDS, is_available

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recovery_cli.approvals import ApprovalRefused
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode
 from tests.support.cli import Workspace, base_config, command_component
 from tests.support.core import Core, make_core
 

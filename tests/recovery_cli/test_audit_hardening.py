@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from recovery_cli.audit import AuditLog, ChainHead, format_ts
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
 from recovery_cli.store import Store
 from tests.support.cli import Workspace, base_config, child_env, command_component
 from tests.support.clock import FakeClock

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recovery_cli.audit import ChainHead, format_ts, new_id, parse_ts
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
 from recovery_cli.policy import WINDOW_SECONDS
 from recovery_cli.store import Store
 from tests.support.clock import FakeClock

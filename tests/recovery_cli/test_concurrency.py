@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recovery_cli.audit import AuditLog
-from recovery_cli.state import StateFile
+from recovery_cli.state_file import StateFile
 from tests.support.cli import Workspace, base_config, command_component
 
 

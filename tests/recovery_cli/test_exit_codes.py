@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from recovery_cli.exitcodes import ExitCode, worst
+from recovery_cli.errors import ExitCode, worst
 from tests.support.cli import Workspace, base_config, command_component
 
 

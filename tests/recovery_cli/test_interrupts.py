@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode
 from tests.support.cli import Workspace, base_config, command_component
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recovery_cli.audit import format_ts
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode
 from recovery_cli.lifecycle import Life, Thresholds
 from recovery_cli.policy import BlockReason, Decision, Facts, Request, Window, build_window, decide
 from tests.support.cli import base_config, command_component
@@ -131,7 +131,7 @@ def test_shadow_mode_records_but_does_not_act(tmp_path: Path) -> None:
 
 
 def test_status_explain_shows_the_arithmetic(tmp_path: Path) -> None:
-    from recovery_cli.runtime import Components
+    from recovery_cli.handler_calls import Components
     from recovery_cli.status import component_status
 
     config = base_config({"app": command_component(["false"], {"fix": ["false"]})})

@@ -10,10 +10,10 @@ from typing import Any
 import yaml
 
 from recovery_cli.config import Config, parse_config
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
+from recovery_cli.handler_calls import Components
 from recovery_cli.orchestrator import Orchestrator, RecoverRequest
-from recovery_cli.reports import ComponentReport
-from recovery_cli.runtime import Components
+from recovery_cli.results import ComponentReport
 from recovery_cli.store import Store
 from tests.support.clock import FakeClock
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from recovery_cli.config import Config
-from recovery_cli.context import Environment
+from recovery_cli.environment import Environment
 from recovery_cli.handlers.base import (
     BaseHandler,
     ComponentContext,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from recovery_cli.alerts import Outbox
 from recovery_cli.config import Config
-from recovery_cli.context import Environment
 from recovery_cli.degraded import DegradedModes
-from recovery_cli.runtime import Components
+from recovery_cli.environment import Environment
+from recovery_cli.handler_calls import Components
 from recovery_cli.store import Store
 from recovery_cli.tracker import Tracker
 

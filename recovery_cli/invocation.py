@@ -19,11 +19,10 @@ from recovery_cli.config import (
     resolve_config_path,
     secret_values,
 )
-from recovery_cli.context import Environment
-from recovery_cli.errors import RecoveryError, UsageError
-from recovery_cli.exitcodes import ExitCode, Terminated, interrupt_exit_code
+from recovery_cli.environment import Environment
+from recovery_cli.errors import ExitCode, RecoveryError, Terminated, UsageError, interrupt_exit_code
+from recovery_cli.handler_calls import Components
 from recovery_cli.redaction import Redactor
-from recovery_cli.runtime import Components
 from recovery_cli.store import Store
 
 ERROR_LOG = "errors.log"

@@ -9,13 +9,12 @@ from typing import Any
 
 from recovery_cli import approvals, facts
 from recovery_cli.chain import Attempt, ChainRunner
-from recovery_cli.errors import UsageError
-from recovery_cli.exitcodes import ExitCode
+from recovery_cli.errors import ExitCode, UsageError
 from recovery_cli.handlers.base import ProbeResult
 from recovery_cli.lifecycle import LifeState
 from recovery_cli.policy import BlockReason, Decision, Outcome, Verdict
-from recovery_cli.reports import ComponentReport
-from recovery_cli.runs import RecoverRequest, RunContext
+from recovery_cli.results import ComponentReport
+from recovery_cli.run_context import RecoverRequest, RunContext
 from recovery_cli.store import Transaction
 
 
