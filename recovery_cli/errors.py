@@ -4,6 +4,7 @@ errors the CLI turns into one line and an exit code."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -88,3 +89,27 @@ class UntrustedStateDir(RecoveryError):
     """The state dir (or a parent) could be changed by another user, or is a symlink."""
 
     exit_code = ExitCode.USAGE
+
+
+def exit_code_for(
+    exc: BaseException,
+    emit: Callable[[str], None],
+    redact: Callable[[str], str],
+    keep_traceback: Callable[[str], str],
+) -> ExitCode:
+    """The one place an error becomes lines on stderr and an exit code. Known errors: their
+    lines and code. Ctrl-C: 130, SIGTERM: 143. Anything else: one line, the traceback to
+    ``keep_traceback`` (which says where it went), exit 4. Never a traceback on screen."""
+    if isinstance(exc, RecoveryError):
+        for line in exc.lines():
+            emit(redact(line))
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt | Terminated):
+        code = interrupt_exit_code(exc)
+        emit("interrupted" if code is ExitCode.INTERRUPTED else "terminated")
+        return code
+    import traceback
+
+    where = keep_traceback(redact("".join(traceback.format_exception(exc))))
+    emit(redact(f"unexpected error: {type(exc).__name__}: {exc} ({where})"))
+    return ExitCode.INTERNAL

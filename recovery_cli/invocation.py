@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +17,7 @@ from recovery_cli.config import (
     secret_values,
 )
 from recovery_cli.environment import Environment
-from recovery_cli.errors import ExitCode, RecoveryError, Terminated, UsageError, interrupt_exit_code
+from recovery_cli.errors import RecoveryError, UsageError
 from recovery_cli.handler_calls import Components
 from recovery_cli.redaction import Redactor
 from recovery_cli.store import Store
@@ -103,6 +100,11 @@ class Session:
             return None
         return directory / ERROR_LOG
 
+    def keep_traceback(self, text: str) -> str:
+        """Append ``text`` to the error log; says where it went, for the error's line."""
+        log = self.error_log()
+        return f"traceback in {log}" if log and _append_traceback(log, text) else "no log written"
+
     def _known_state_dir(self) -> Path | None:
         """The state dir, if it can be told without loading a config that failed."""
         needs_config = self.state_dir_option is None and not self.env.environ.get(
@@ -111,28 +113,6 @@ class Session:
         if needs_config and "config" not in self.__dict__:
             return None
         return self.state_dir
-
-
-@contextmanager
-def handle_errors(session: Session, emit: Callable[[str], None]) -> Iterator[None]:
-    """Known errors: their lines and exit code. Ctrl-C: 130, SIGTERM: 143. Anything else:
-    one line, traceback to the error log, exit 4. Never a traceback on screen."""
-    try:
-        yield
-    except RecoveryError as exc:
-        for line in exc.lines():
-            emit(session.redact(line))
-        raise SystemExit(int(exc.exit_code)) from None
-    except (KeyboardInterrupt, Terminated) as exc:
-        code = interrupt_exit_code(exc)
-        emit("interrupted" if code is ExitCode.INTERRUPTED else "terminated")
-        raise SystemExit(int(code)) from None
-    except Exception as exc:  # the last line of defence
-        log = session.error_log()
-        text = session.redact("".join(traceback.format_exception(exc)))
-        where = f"traceback in {log}" if log and _append_traceback(log, text) else "no log written"
-        emit(session.redact(f"unexpected error: {type(exc).__name__}: {exc} ({where})"))
-        raise SystemExit(int(ExitCode.INTERNAL)) from None
 
 
 def _append_traceback(log: Path, text: str) -> bool:

@@ -1,0 +1,5 @@
+"""One module per subcommand: its options, and a body that calls the core and renders.
+
+Each module imports only typer at load time (the core is imported inside the command), so
+``recovery --help`` stays light. Errors are turned into a line and an exit code once, by
+``cli.RecoveryGroup``; a command returns its exit code."""

@@ -1,0 +1,55 @@
+"""``recovery approve``: list pending approvals, or approve or reject one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from recovery_cli.commands.shared import (
+    AsOpt,
+    JsonOpt,
+    orchestrator,
+    session_of,
+    trace_records,
+    trace_start,
+)
+
+
+def approve(
+    ctx: typer.Context,
+    approval_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="Approval id (or a unique prefix of 4+ characters)."),
+    ] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required with --reject).")
+    ] = None,
+    operator: AsOpt = None,
+    json_output: JsonOpt = False,
+) -> int:
+    """List pending approvals, or approve (or reject) one."""
+    from recovery_cli import approvals, render
+    from recovery_cli.errors import UsageError
+
+    session = session_of(ctx)
+    if approval_id is None:
+        if reject:
+            raise UsageError("--reject needs an approval ID")
+        store = session.store(read_only=True)
+        rows = approvals.pending(store.load_state(), store.now())
+        render.print_json(rows) if json_output else render.approvals_rows(rows)
+        return 0
+    since = trace_start(session)
+    runner = orchestrator(session)
+    if reject:
+        if not reason:
+            raise UsageError("--reject needs --reason")
+        closed = runner.reject(approval_id, operator, reason)
+        render.out(f"rejected {closed['id']} ({closed['component']}: {closed['strategy']})")
+        return 0
+    report = runner.approve(approval_id, operator)
+    render.print_json([report.to_json()]) if json_output else render.recover_reports([report])
+    trace_records(session, since)
+    return int(report.code)

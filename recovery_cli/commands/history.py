@@ -1,0 +1,106 @@
+"""``recovery history``: audit records newest first, statistics, and the chain check."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from recovery_cli.commands.shared import JsonOpt, session_of
+
+if TYPE_CHECKING:
+    from recovery_cli.history import StatsRow
+    from recovery_cli.store import Store
+
+
+def history(
+    ctx: typer.Context,
+    component: Annotated[str | None, typer.Option("--component", "-c")] = None,
+    last: Annotated[
+        str | None, typer.Option("--last", help="Window ending now, e.g. 30m, 24h, 7d.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start: 2026-11-22, 2026-11-22T10:00Z or a duration ago."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End, same forms as --since.")
+    ] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="success, failed, blocked, started, ...")
+    ] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="attempt, step, blocked, approved, ...")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many records.")] = 50,
+    show_stats: Annotated[
+        bool, typer.Option("--stats", help="Success rate per component, strategy and failure type.")
+    ] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the audit hash chain.")] = False,
+    json_output: JsonOpt = False,
+) -> int:
+    """Audit records, newest first."""
+    from recovery_cli import history as hist
+    from recovery_cli import render
+    from recovery_cli.errors import UsageError
+
+    store = session_of(ctx).store(read_only=True)
+    if verify:
+        return verify_chain(store)
+    if last and since:
+        raise UsageError("use --last or --since, not both")
+    now = store.now()
+    window_start = last or since
+    start = hist.parse_time(window_start, now) if window_start else None
+    end = hist.parse_time(until, now) if until else None
+    query = hist.HistoryQuery(
+        component, start, end, outcome, strategy, event, None if show_stats else limit
+    )
+    if show_stats:
+        emit_stats(hist.stats(store.audit.read_forward(start), query), json_output)
+    else:
+        records = hist.query(store, query)
+        render.print_json(records) if json_output else render.history_rows(records)
+    if store.audit.stats.corrupt_lines:
+        render.err(
+            f"warning: skipped {store.audit.stats.corrupt_lines} torn or invalid audit line(s)"
+        )
+    return 0
+
+
+def emit_stats(rows: list[StatsRow], json_output: bool) -> None:
+    from recovery_cli import render
+
+    if json_output:
+        render.print_json([r.to_json() for r in rows])
+        return
+    render.table(
+        ["component", "strategy", "failure", "runs", "ok", "success rate", "mean s"],
+        [
+            [
+                r.component,
+                r.strategy,
+                r.failure_type,
+                r.runs,
+                r.successes,
+                f"{r.success_rate:.0%}",
+                r.mean_duration_s,
+            ]
+            for r in rows
+        ],
+    )
+
+
+def verify_chain(store: Store) -> int:
+    """Every problem on stdout, a summary on stderr; exit 1 when the chain is broken."""
+    from recovery_cli import render
+    from recovery_cli.errors import ExitCode
+
+    problems = store.audit.verify(store.chain_head())
+    for problem in problems:
+        render.out(problem)
+    render.err(
+        "audit chain intact" if not problems else f"{len(problems)} problem(s) in the audit chain"
+    )
+    return int(ExitCode.UNHEALTHY if problems else ExitCode.OK)

@@ -1,0 +1,33 @@
+"""``recovery metrics``: Prometheus metrics from the audit trail and the state file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recovery_cli.commands.shared import JsonOpt, session_of
+
+
+def metrics(
+    ctx: typer.Context,
+    json_output: JsonOpt = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write atomically to this file (textfile collector)."),
+    ] = None,
+) -> int:
+    """Prometheus metrics derived from the audit trail."""
+    from recovery_cli import metrics as prom
+    from recovery_cli import render
+
+    session = session_of(ctx)
+    registry = prom.build_registry(session.config, session.store(read_only=True))
+    if json_output:
+        render.print_json(prom.as_json(registry))
+    elif output is not None:
+        prom.write_atomically(output, prom.exposition(registry), session.state_dir)
+    else:
+        render.out(prom.exposition(registry))
+    return 0

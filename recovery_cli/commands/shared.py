@@ -1,0 +1,57 @@
+"""What several commands share: common options, the session, the orchestrator, --verbose."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from recovery_cli.invocation import Session
+    from recovery_cli.orchestrator import Orchestrator
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Operator name to record (default: $SUDO_USER, else $USER)."),
+]
+
+
+def session_of(ctx: typer.Context) -> Session:
+    session: Session = ctx.obj
+    return session
+
+
+def orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
+    from recovery_cli import render
+    from recovery_cli.orchestrator import Orchestrator
+
+    components = session.read_only_components if read_only else session.components
+    store = session.store(read_only)
+    return Orchestrator(session.config, store, session.env, components, render.ask)
+
+
+def trace_start(session: Session) -> str | None:
+    """With --verbose: say which config and state dir are used; returns the run's start."""
+    if not session.verbose:
+        return None
+    from recovery_cli import render
+    from recovery_cli.audit import format_ts
+
+    render.err(f"config: {session.config_file}")
+    render.err(f"state dir: {session.state_dir}")
+    return format_ts(session.env.clock.now())
+
+
+def trace_records(session: Session, since: str | None) -> None:
+    """With --verbose: every audit record this run wrote, oldest first, in full."""
+    if since is None:
+        return
+    from recovery_cli import render
+
+    store = session.store(read_only=True)
+    mine = [r for r in store.audit.read_back(since=since) if r.get("pid") == session.env.pid]
+    for record in reversed(mine):
+        fields = ("event", "component", "strategy", "outcome", "reason", "attempt_id", "detail")
+        text = " ".join(f"{k}={record[k]}" for k in fields if record.get(k) not in (None, ""))
+        render.err(f"audit {record['ts']} {text}")
