@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
-    CommandOutcome,
     Health,
     ProbeResult,
     SettingsError,
@@ -23,8 +22,8 @@ from recovery_cli.handlers.base import (
     StrategyContext,
     StrategyResult,
     number_errors,
-    run_command,
 )
+from recovery_cli.handlers.util import CommandOutcome, run_command
 
 NAGIOS_HEALTH = {0: Health.HEALTHY, 1: Health.DEGRADED, 2: Health.DOWN}
 MAX_TIMEOUT_SECONDS = 3600  # as for every step and probe timeout in the config

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.errors import StateError
-from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.handlers.util import fsync_directory
 from recovery_cli.statedir import open_private, private_subdir
 
 Record = dict[str, Any]

@@ -6,7 +6,7 @@ a hook that fails is recorded, never fatal."""
 from __future__ import annotations
 
 from recovery_cli.config import Config, Hook
-from recovery_cli.handlers.base import run_command, trim
+from recovery_cli.handlers.util import run_command, trim
 from recovery_cli.store import Store
 
 

@@ -19,8 +19,8 @@ from recovery_cli.handlers.base import (
     ProbeResult,
     ServiceControl,
     StrategyResult,
-    end_commands,
 )
+from recovery_cli.handlers.util import end_commands
 from recovery_cli.registry import HandlerUnavailable, build_handler
 
 T = TypeVar("T")

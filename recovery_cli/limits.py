@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recovery_cli.handlers.base import DETAIL_LIMIT, trim
+from recovery_cli.handlers.util import DETAIL_LIMIT, trim
 
 MAX_ITEMS = 100
 MAX_DEPTH = 6

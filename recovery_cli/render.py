@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from recovery_cli.handlers.base import trim
+from recovery_cli.handlers.util import trim
 
 if TYPE_CHECKING:
     from recovery_cli.audit import Record

@@ -22,15 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_cli.config import ServiceConfig
-from recovery_cli.handlers.base import (
-    Check,
-    CommandOutcome,
-    Health,
-    ProbeResult,
-    ServiceControl,
-    StrategyResult,
-    run_command,
-)
+from recovery_cli.handlers.base import Check, Health, ProbeResult, ServiceControl, StrategyResult
+from recovery_cli.handlers.util import CommandOutcome, run_command
 
 Probe = Callable[[], ProbeResult]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from recovery_cli.audit import is_timestamp, map_strings
 from recovery_cli.errors import StateError
-from recovery_cli.handlers.base import fsync_directory
+from recovery_cli.handlers.util import fsync_directory
 from recovery_cli.statedir import open_private
 
 STATE_VERSION = 1

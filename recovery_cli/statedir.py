@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from recovery_cli.errors import StateError, UntrustedStateDir
-from recovery_cli.handlers.base import UnsafeDirectory, private_dir, private_dir_problem
+from recovery_cli.handlers.util import UnsafeDirectory, private_dir, private_dir_problem
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600

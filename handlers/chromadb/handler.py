@@ -28,7 +28,6 @@ from recovery_cli.handlers.base import (
     ProbeResult,
     SettingsError,
     Strategy,
-    trim,
 )
 from recovery_cli.handlers.chromadb.offline import inspect_directory
 from recovery_cli.handlers.chromadb.probe import (
@@ -39,6 +38,7 @@ from recovery_cli.handlers.chromadb.probe import (
     worst,
 )
 from recovery_cli.handlers.chromadb.settings import ChromaSettings, validate
+from recovery_cli.handlers.util import trim
 
 DEGRADED_ONLY = frozenset({"version_mismatch"})
 

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_cli.handlers.base import run_command
+from recovery_cli.handlers.util import run_command
 
 CHILD_MODULE = "recovery_cli.handlers.chromadb.child"
 # The request JSON is appended as the last argument.

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import fsync_directory, private_dir
 from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
+from recovery_cli.handlers.util import fsync_directory, private_dir
 
 MANIFEST_NAME = "MANIFEST.json"
 DATA_DIR = "data"

@@ -26,7 +26,6 @@ from recovery_cli.handlers.base import (
     ProbeResult,
     SettingsError,
     Strategy,
-    trim,
 )
 from recovery_cli.handlers.openwebui.api import Api, open_client
 from recovery_cli.handlers.openwebui.checks import (
@@ -46,6 +45,7 @@ from recovery_cli.handlers.openwebui.checks import (
     listed_models,
 )
 from recovery_cli.handlers.openwebui.state import HandlerFiles
+from recovery_cli.handlers.util import trim
 
 BANNER_TYPES = ("info", "success", "warning", "error")
 

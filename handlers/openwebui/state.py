@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import private_dir
+from recovery_cli.handlers.util import private_dir
 
 # The config keys (as in GET /api/v1/configs/export) a recovery may change and must restore.
 MODEL_KEYS = {

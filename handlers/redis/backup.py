@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.base import fsync_directory, private_dir
+from recovery_cli.handlers.util import fsync_directory, private_dir
 
 FORMAT = "recovery-cli/redis-flush/1"
 PREFIX = "flush-"

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_cli.handlers.base import Health, ProbeResult, trim
+from recovery_cli.handlers.base import Health, ProbeResult
 from recovery_cli.handlers.redis.errors import RedisFailure
 from recovery_cli.handlers.redis.settings import RedisSettings
+from recovery_cli.handlers.util import trim
 
 # With these policies Redis refuses writes at maxmemory instead of evicting: a cache under
 # allkeys-lru sits at maxmemory by design, so only these deserve a warning before the limit.

@@ -20,11 +20,11 @@ from recovery_cli.handlers.base import (
     ProbeResult,
     SettingsError,
     Strategy,
-    trim,
 )
 from recovery_cli.handlers.system import procs as system_procs
 from recovery_cli.handlers.system import settings as system_settings
 from recovery_cli.handlers.system.procs import ProcessSpec
+from recovery_cli.handlers.util import trim
 
 # When several problems show at once, the failure type is the first of these found.
 FAILURE_ORDER = (

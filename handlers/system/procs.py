@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.handlers.base import private_dir
+from recovery_cli.handlers.util import private_dir
 
 if TYPE_CHECKING:
     import psutil

@@ -7,17 +7,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.handlers.base import (
-    Check,
-    StrategyContext,
-    StrategyResult,
-    private_dir,
-    run_command,
-    trim,
-)
+from recovery_cli.handlers.base import Check, StrategyContext, StrategyResult
 from recovery_cli.handlers.system import cleanup
 from recovery_cli.handlers.system import procs as system_procs
 from recovery_cli.handlers.system.procs import ProcessSpec
+from recovery_cli.handlers.util import private_dir, run_command, trim
 
 if TYPE_CHECKING:
     from recovery_cli.handlers.system.handler import SystemHandler

@@ -8,14 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from recovery_cli.handlers.base import (
-    DETAIL_LIMIT,
-    OUTPUT_LIMIT,
-    Health,
-    ProbeResult,
-    StrategyResult,
-    run_command,
-)
+from recovery_cli.handlers.base import Health, ProbeResult, StrategyResult
+from recovery_cli.handlers.util import DETAIL_LIMIT, OUTPUT_LIMIT, run_command
 from tests.support.cli import Workspace, base_config, child_env, command_component
 
 MAX_RSS_KIB = 200 * 1024
