@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.net import wait_for_port
+from tests.support.net import free_port, wait_for_port
 
 CHROMA = Path(sys.executable).with_name("chroma")
 DIM = 8
@@ -248,6 +248,30 @@ class ServerControl:
 
     def preflight(self) -> list[Any]:
         return []
+
+
+RECORDS = 2000
+
+
+@dataclass(frozen=True)
+class Seeded:
+    path: Path  # a persist directory holding the ``docs`` collection
+    query: list[str]  # what a fixed query returns from it
+
+
+def build_persist(path: Path, keep_wal: bool) -> list[str]:
+    """Seed ``docs`` into a new persist directory; returns the fixed query's answer."""
+    server = ChromaServer(path, free_port())
+    server.start()
+    try:
+        if keep_wal:
+            server.stop()
+            retain_wal(path)
+            server.start()
+        seed(server.port, "docs", RECORDS)
+        return fixed_query(server.port, "docs")
+    finally:
+        server.stop()
 
 
 def _main(argv: list[str]) -> int:

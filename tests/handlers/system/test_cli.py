@@ -14,14 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.handlers import test_system
-from tests.handlers.test_system import RELAXED
 from tests.support.cli import Workspace, base_config
+from tests.support.daemons import RELAXED, alive
 
 pytestmark = pytest.mark.slow
 
-spawn = test_system.spawn  # the daemon fixture, shared with the handler-level tests
-SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "recovery_config.yml"
+SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "recovery_config.yml"
 
 
 def system_config(
@@ -60,7 +58,7 @@ def test_killed_process_comes_back_after_approval(ws: Workspace, spawn: Any) -> 
     assert [p["strategy"] for p in pending] == ["process_restart"]
     assert approved.returncode == 0, approved.stdout + approved.stderr
     new_pid = daemon.pid
-    assert new_pid != old_pid and test_system._alive(new_pid)
+    assert new_pid != old_pid and alive(new_pid)
     assert daemon.started()["marker"] == "marker-worker"  # recorded environment reused
     assert ws.events("approved", "system")[-1]["operator"] == "alice"
     [step] = [r for r in ws.events("step", "system") if r["strategy"] == "process_restart"]
@@ -147,6 +145,6 @@ def test_process_restarted_through_its_service_block(
     run = ws.run("recover", "system")
 
     assert run.returncode == 0, run.stdout + run.stderr
-    assert daemon.pid != old_pid and test_system._alive(daemon.pid)
+    assert daemon.pid != old_pid and alive(daemon.pid)
     [step] = [r for r in ws.events("step", "system") if r["strategy"] == "process_restart"]
     assert step["outcome"] == "success" and "healthy again" in step["detail"]

@@ -13,32 +13,19 @@ from typing import Any
 
 import pytest
 
-from tests.support.chroma_server import ChromaServer, fixed_query, seed
+from tests.support.chroma_server import ChromaServer, Seeded, fixed_query
 from tests.support.cli import Workspace, base_config
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ENV = {"PYTHONPATH": str(REPO)}
-RECORDS = 1000
-
-
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    path = tmp_path_factory.mktemp("golden-cli") / "persist"
-    server = ChromaServer(path, free_port())
-    server.start()
-    try:
-        seed(server.port, "docs", RECORDS)
-        return path, fixed_query(server.port, "docs")
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def server(tmp_path: Path, golden: tuple[Path, list[str]]) -> Iterator[ChromaServer]:
-    shutil.copytree(golden[0], tmp_path / "persist")
+def server(tmp_path: Path, seeded: Seeded) -> Iterator[ChromaServer]:
+    shutil.copytree(seeded.path, tmp_path / "persist")
     chroma = ChromaServer(tmp_path / "persist", free_port(), tmp_path / "chroma.pid")
     chroma.start()
     try:
@@ -127,7 +114,7 @@ def test_sigstopped_server_is_recovered_by_a_restart(ws: Workspace, server: Chro
 
 
 def test_corrupt_index_is_rebuilt_from_a_cli_snapshot(
-    ws: Workspace, server: ChromaServer, golden: tuple[Path, list[str]]
+    ws: Workspace, server: ChromaServer, seeded: Seeded
 ) -> None:
     chroma_config(ws, server)
     take_snapshot(ws)
@@ -141,11 +128,11 @@ def test_corrupt_index_is_rebuilt_from_a_cli_snapshot(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert steps(ws)[-1] == ("index_rebuild", "success")
-    assert fixed_query(server.port, "docs") == golden[1]
+    assert fixed_query(server.port, "docs") == seeded.query
 
 
 def test_corrupt_sqlite_waits_for_approval_then_rolls_back(
-    ws: Workspace, server: ChromaServer, golden: tuple[Path, list[str]]
+    ws: Workspace, server: ChromaServer, seeded: Seeded
 ) -> None:
     chroma_config(ws, server)
     take_snapshot(ws)
@@ -160,7 +147,7 @@ def test_corrupt_sqlite_waits_for_approval_then_rolls_back(
     approved = ws.run("approve", approval["id"], "--as", "oncall", env=ENV, timeout=180)
 
     assert approved.returncode == 0, approved.stdout + approved.stderr
-    assert fixed_query(server.port, "docs") == golden[1]
+    assert fixed_query(server.port, "docs") == seeded.query
     assert list(server.path.parent.glob("persist.quarantine-*"))
 
 

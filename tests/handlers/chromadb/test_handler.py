@@ -1,7 +1,7 @@
 """The chromadb handler against a real ``chroma run`` server and real on-disk damage.
 
-A golden persist directory (2000 records, so the index has been flushed and the WAL
-purged) is built once per module; each test damages its own copy.
+The seeded persist directory (``conftest.py``) plus a snapshot of it and a copy that keeps
+its WAL are built once per module; each test damages its own copy.
 """
 
 from __future__ import annotations
@@ -24,12 +24,19 @@ import pytest
 from recovery_cli.handlers.base import ComponentContext, StrategyContext, StrategyResult
 from recovery_cli.handlers.chromadb import probe as chromadb_probe
 from recovery_cli.handlers.chromadb.handler import ChromaHandler
-from tests.support.chroma_server import ChromaServer, ServerControl, fixed_query, retain_wal, seed
+from tests.support.chroma_server import (
+    RECORDS,
+    ChromaServer,
+    Seeded,
+    ServerControl,
+    build_persist,
+    fixed_query,
+    seed,
+)
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 
-RECORDS = 2000
 NOBODY = 65534
 TIMINGS: dict[str, list[float]] = {}
 
@@ -88,25 +95,12 @@ def make_handler(server: ChromaServer, state: Path, probe_timeout: float = 20) -
     return ChromaHandler(context)
 
 
-def _build(path: Path, keep_wal: bool) -> list[str]:
-    server = ChromaServer(path, free_port())
-    server.start()
-    try:
-        if keep_wal:
-            server.stop()
-            retain_wal(path)
-            server.start()
-        seed(server.port, "docs", RECORDS)
-        return fixed_query(server.port, "docs")
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Golden]:
+def golden(tmp_path_factory: pytest.TempPathFactory, seeded: Seeded) -> Iterator[Golden]:
     root = tmp_path_factory.mktemp("golden")
-    query = _build(root / "purged", keep_wal=False)
-    wal_query = _build(root / "wal", keep_wal=True)
+    shutil.copytree(seeded.path, root / "purged")
+    query = seeded.query
+    wal_query = build_persist(root / "wal", keep_wal=True)
     server = ChromaServer(root / "purged", free_port())
     server.start()
     try:

@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,88 +18,7 @@ from recovery_cli.config import ServiceConfig
 from recovery_cli.handlers.base import ComponentContext, Health, ServiceControl, StrategyContext
 from recovery_cli.handlers.system.handler import SystemHandler
 from recovery_cli.service import build_service
-
-# A stand-in daemon: writes its pidfile and what it was started with, answers SIGUSR1,
-# optionally lowers its own descriptor limit and opens many files, or holds a deleted one.
-DAEMON = textwrap.dedent(
-    """
-    import json, os, resource, signal, sys, time
-    pidfile, info, mode, amount = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    held = []
-    if mode == "fds":
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096))
-        held = [open(os.devnull) for _ in range(amount)]
-    if mode == "deleted":
-        path = info + ".data"
-        handle = open(path, "wb"); handle.write(b"x" * amount); handle.flush(); os.unlink(path)
-        held = [handle]
-    signal.signal(signal.SIGUSR1, lambda *a: open(info + ".usr1", "w").write("reclaim"))
-    with open(info, "w") as out:
-        json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "marker": os.environ.get("MARKER")}, out)
-    with open(pidfile + ".tmp", "w") as out:
-        out.write(str(os.getpid()))
-    os.replace(pidfile + ".tmp", pidfile)
-    while True:
-        time.sleep(1)
-    """
-)
-
-
-@dataclass
-class Daemon:
-    pidfile: Path
-    info: Path
-    proc: subprocess.Popen[bytes]
-
-    def started(self) -> dict[str, Any]:
-        return dict(json.loads(self.info.read_text()))
-
-    @property
-    def pid(self) -> int:
-        return int(self.pidfile.read_text())
-
-
-def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Any]:
-    """Start daemons; every one (and anything respawned from its pidfile) dies at teardown."""
-    started: list[Daemon] = []
-    script = tmp_path / "daemon.py"
-    script.write_text(DAEMON)
-
-    def start(name: str, mode: str = "plain", amount: int = 0) -> Daemon:
-        workdir = tmp_path / f"{name}-cwd"
-        workdir.mkdir()
-        pidfile, info = tmp_path / f"{name}.pid", tmp_path / f"{name}.json"
-        env = {"PATH": os.environ["PATH"], "MARKER": f"marker-{name}"}
-        argv = [sys.executable, str(script), str(pidfile), str(info), mode, str(amount)]
-        proc = subprocess.Popen(argv, cwd=workdir, env=env, start_new_session=True)
-        daemon = Daemon(pidfile, info, proc)
-        started.append(daemon)
-        assert _wait_for(lambda: info.exists() and pidfile.exists())
-        return daemon
-
-    yield start
-    for daemon in started:
-        for pid in {daemon.proc.pid, int(daemon.pidfile.read_text())}:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        daemon.proc.wait(5)
+from tests.support.daemons import RELAXED, alive, wait_for
 
 
 def handler_for(
@@ -130,13 +47,6 @@ def run_strategy(
         deadline=time.monotonic() + 30,
     )
     return handler.strategies()[name](ctx)
-
-
-RELAXED = {
-    "disk": {"paths": ["/"], "max_used_percent": 100, "min_free_bytes": 0},
-    "memory": {"min_available_percent": 0},
-    "file_handles": {"max_used_percent": 100, "max_process_used_percent": 100},
-}
 
 
 def test_probe_reports_real_measurements(tmp_path: Path) -> None:
@@ -289,7 +199,7 @@ def test_memory_gc_signals_configured_processes(tmp_path: Path, spawn: Any) -> N
     result = run_strategy(handler, "memory_gc")
 
     assert result.ok and f"sent SIGUSR1 to pid {daemon.pid}" in result.detail
-    assert _wait_for(marker.exists)
+    assert wait_for(marker.exists)
     assert result.data["available_before"] > 0 and result.data["available_after"] > 0
 
 
@@ -320,7 +230,7 @@ def test_process_down_then_respawned_with_recorded_argv_cwd_env(tmp_path: Path, 
 
     assert (down.health, down.failure_type) == (Health.DOWN, "process_down")
     assert result.ok, result.detail
-    assert _wait_for(lambda: daemon.started()["pid"] != first["pid"])
+    assert wait_for(lambda: daemon.started()["pid"] != first["pid"])
     second = daemon.started()
     assert second["cwd"] == first["cwd"] and second["marker"] == "marker-worker"
     assert result.data["restarted"][0]["new_pid"] == second["pid"] == daemon.pid
@@ -344,7 +254,7 @@ def test_process_restart_never_signals_a_reused_pid(tmp_path: Path, spawn: Any) 
     result = run_strategy(handler, "process_restart")
 
     assert result.ok and result.data["restarted"][0]["old"] == "not running"
-    assert _alive(bystander.pid)
+    assert alive(bystander.pid)
 
 
 def test_process_restart_through_service_control(tmp_path: Path, spawn: Any) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,12 @@ from tests.support.model_stub import ModelStub
 from tests.support.openwebui_server import (
     Admin,
     OpenWebUIServer,
-    Stack,
     expired_copy,
-    module_stack,
 )
 
 pytestmark = pytest.mark.slow
 
 PRIMARY, FALLBACK = "stub-primary", "stub-fallback"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from module_stack(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def stub(stack: Stack) -> ModelStub:
-    return stack.stub
-
-
-@pytest.fixture(scope="module")
-def server(stack: Stack) -> OpenWebUIServer:
-    return stack.server
-
-
-@pytest.fixture(scope="module")
-def admin(stack: Stack) -> Admin:
-    return stack.admin
 
 
 class Session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,6 @@ from tests.support.redis_server import (
 pytestmark = pytest.mark.slow
 
 FLUSH = {"patterns": ["cache:*"], "mode": "delete", "max_keys": 100}
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis", "appendonly yes", "appendfsync always") as running:
-        yield running
-
-
-@pytest.fixture
-def admin(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
 
 
 def seed(client: redis.Redis) -> dict[bytes, Any]:

@@ -25,9 +25,7 @@ from tests.support.net import free_port
 from tests.support.openwebui_server import (
     Admin,
     OpenWebUIServer,
-    Stack,
     expired_copy,
-    module_stack,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,26 +36,6 @@ ENV_NAMES = {
     "email_env": "OWUI_EMAIL",
     "password_env": "OWUI_PASSWORD",
 }
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from module_stack(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def stub(stack: Stack) -> ModelStub:
-    return stack.stub
-
-
-@pytest.fixture(scope="module")
-def server(stack: Stack) -> OpenWebUIServer:
-    return stack.server
-
-
-@pytest.fixture(scope="module")
-def admin(stack: Stack) -> Admin:
-    return stack.admin
 
 
 @pytest.fixture(scope="module")
