@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recovery_cli.audit import format_ts
+from recovery_cli.handlers.util import format_ts
 
 COMPONENTS = ("redis", "chromadb", "openwebui", "system", "app")
 STRATEGIES = ("reconnect", "flush_corrupted", "restart_container", "disk_cleanup", "restart_app")

@@ -19,6 +19,8 @@ DETAIL_LIMIT = 2000
 OUTPUT_LIMIT = 64 * 1024  # bytes of a command's output kept; the rest is read and dropped
 KILL_GRACE_SECONDS = 1.0  # SIGTERM, then this long, then SIGKILL
 AFTER_KILL_SECONDS = 2.0  # how long a killed command's pipe is drained and its exit awaited
+# UTC, microseconds, a fixed width: timestamps sort as text (the audit window relies on it)
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class UnsafeDirectory(OSError):
@@ -78,6 +80,22 @@ def trim(text: str, limit: int = DETAIL_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 15] + " …[truncated]"
+
+
+def format_ts(epoch: float) -> str:
+    """The one text form of a time the tool writes (RFC 3339, UTC):
+    ``2026-11-22T10:00:00.000000Z``."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(TS_FORMAT)
+
+
+def file_stamp(epoch: float) -> str:
+    """The one form of a time in a file or directory name: ``20261122T100000000000Z``
+    (UTC, microseconds, no colons; names sort in time order)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery_cli.audit import format_ts
 from recovery_cli.config import Alerting
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import LifeState
 
 ALERT_NAMES = {

@@ -5,9 +5,10 @@ the approval given), consume the approval once, run the step and the rest of its
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from recovery_cli import approvals, facts
+from recovery_cli.approvals import Approval, ApprovalStatus
+from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner
 from recovery_cli.errors import ExitCode, UsageError
 from recovery_cli.handlers.base import ProbeResult
@@ -35,11 +36,11 @@ class ApprovalFlow:
     def _approve(self, approval_id: str, operator: str | None, at_prompt: bool) -> ComponentReport:
         ctx = self.ctx
         approval = self._usable_approval(approval_id)
-        name = approval["component"]
+        name = approval.component
         trigger = "manual" if at_prompt else "approve"
         request = RecoverRequest(components=(name,), operator=operator, trigger=trigger)
         # a person decided: automation's limits, the caps and the cooldown do not hold it back
-        person = replace(request, trigger="manual", override_reason=f"approval {approval['id']}")
+        person = replace(request, trigger="manual", override_reason=f"approval {approval.id}")
         with ctx.store.component_lock(name) as lock:
             acquired = lock.acquire(ctx.config.defaults.lock_wait_seconds)
             probe = ctx.components.probe(name, fresh=True)
@@ -54,40 +55,42 @@ class ApprovalFlow:
                 if decision.verdict is not Verdict.ACT:
                     return self._refuse(tx, name, approval, decision, matches)
                 attempt = self._consume(tx, approval, probe, request, at_prompt)
-            report = self.chain.run_chain(attempt, chain, probe, approved=approval["strategy"])
-            return replace(report, approval_id=report.approval_id or approval["id"])
+            report = self.chain.run_chain(attempt, chain, probe, approved=approval.strategy)
+            return replace(report, approval_id=report.approval_id or approval.id)
 
-    def _remaining(self, name: str, approval: dict[str, Any]) -> list[str]:
-        chain = self.ctx.config.chain_for(name, approval["failure_type"])
-        if approval["strategy"] in chain:
-            return chain[chain.index(approval["strategy"]) :]
-        return [approval["strategy"]]
+    def _remaining(self, name: str, approval: Approval) -> list[str]:
+        chain = self.ctx.config.chain_for(name, approval.failure_type)
+        if approval.strategy in chain:
+            return chain[chain.index(approval.strategy) :]
+        return [approval.strategy]
 
-    def _usable_approval(self, approval_id: str) -> dict[str, Any]:
+    def _usable_approval(self, approval_id: str) -> Approval:
         ctx = self.ctx
         with ctx.store.transaction(ctx.wait) as tx:
             if approvals.expire_old(tx.state, ctx.store.now()):
                 tx.changed()
             approval = approvals.find(tx.state, approval_id)
         approvals.check_usable(approval, ctx.store.now())
-        if approval["component"] not in ctx.config.components:
+        if approval.component not in ctx.config.components:
             raise UsageError(
-                f"approval {approval['id']} is for component {approval['component']!r}, "
+                f"approval {approval.id} is for component {approval.component!r}, "
                 "which the config no longer has; reject it with --reject --reason"
             )
         return approval
 
-    def _plan_matches(self, name: str, approval: dict[str, Any], probe: ProbeResult) -> bool:
-        params = self.ctx.config.strategy(name, approval["strategy"]).params
-        digest = approvals.plan_hash(name, approval["strategy"], params, probe.failure_type)
-        return bool(digest == approval["plan_hash"])
+    def _plan_matches(self, name: str, approval: Approval, probe: ProbeResult) -> bool:
+        params = self.ctx.config.strategy(name, approval.strategy).params
+        digest = approvals.plan_hash(name, approval.strategy, params, probe.failure_type)
+        return digest == approval.plan_hash
 
     def _not_needed(
-        self, approval: dict[str, Any], probe: ProbeResult, operator: str | None
+        self, approval: Approval, probe: ProbeResult, operator: str | None
     ) -> ComponentReport:
-        ctx, name = self.ctx, approval["component"]
+        ctx, name = self.ctx, approval.component
         with ctx.store.transaction(ctx.wait) as tx:
-            self._close(tx, approval["id"], "not_needed", operator, "component already healthy")
+            self._close(
+                tx, approval.id, ApprovalStatus.NOT_NEEDED, operator, "component already healthy"
+            )
             ctx.tracker.count_probe(tx, name, probe)
         return ComponentReport(
             name,
@@ -96,31 +99,31 @@ class ApprovalFlow:
             probe.health,
             None,
             "already healthy; approval closed unused",
-            approval_id=approval["id"],
+            approval_id=approval.id,
         )
 
     def _refuse(
         self,
         tx: Transaction,
         name: str,
-        approval: dict[str, Any],
+        approval: Approval,
         decision: Decision,
         plan_matches: bool,
     ) -> ComponentReport:
         detail = decision.detail
         if not plan_matches:
-            self._close(tx, approval["id"], "superseded", None, "plan changed")
+            self._close(tx, approval.id, ApprovalStatus.SUPERSEDED, None, "plan changed")
             detail = (
-                f"plan changed since the request (failure was {approval['failure_type']}); "
+                f"plan changed since the request (failure was {approval.failure_type}); "
                 f"run `recovery recover {name}` for a fresh approval"
             )
         tx.record(
-            "blocked",
+            Event.BLOCKED,
             name,
             outcome=Outcome.BLOCKED,
             reason=decision.reason,
-            strategy=approval["strategy"],
-            approval_id=approval["id"],
+            strategy=approval.strategy,
+            approval_id=approval.id,
             trigger="approve",
             detail=detail,
         )
@@ -132,36 +135,38 @@ class ApprovalFlow:
             ExitCode.BLOCKED,
             "blocked",
             str(self.ctx.components.probe(name).health),
-            approval.get("failure_type"),
+            approval.failure_type,
             detail,
             reason=str(decision.reason),
-            approval_id=approval["id"],
+            approval_id=approval.id,
         )
 
     def _consume(
         self,
         tx: Transaction,
-        approval: dict[str, Any],
+        approval: Approval,
         probe: ProbeResult,
         request: RecoverRequest,
         at_prompt: bool = False,
     ) -> Attempt:
         """Mark the approval used and write the attempt intent in the decision's transaction:
         single use even when two people approve at the same second."""
-        ctx, name = self.ctx, approval["component"]
+        ctx, name = self.ctx, approval.component
         operator = ctx.env.operator(request.operator)
-        current = tx.state.approvals.get(approval["id"])
+        current = tx.state.approvals.get(approval.id)
         if current is None:
-            raise approvals.ApprovalRefused(f"approval {approval['id']} vanished")
+            raise approvals.ApprovalRefused(f"approval {approval.id} vanished")
         approvals.check_usable(current, ctx.store.now())
-        current.update(status="approved", approved_by=operator, approved_at=ctx.store.now())
+        current.status = ApprovalStatus.APPROVED
+        current.approved_by = operator
+        current.approved_at = ctx.store.now()
         tx.changed()
         how = " (interactive confirmation)" if at_prompt else ""
         tx.record(
-            "approved",
+            Event.APPROVED,
             name,
-            strategy=approval["strategy"],
-            approval_id=approval["id"],
+            strategy=approval.strategy,
+            approval_id=approval.id,
             operator=operator,
             trigger=request.trigger,
             failure_type=probe.failure_type,
@@ -169,28 +174,35 @@ class ApprovalFlow:
         )
         attempt_id = tx.start_attempt(
             name,
-            strategy=approval["strategy"],
+            strategy=approval.strategy,
             trigger=request.trigger,
             operator=operator,
             failure_type=probe.failure_type,
-            approval_id=approval["id"],
+            approval_id=approval.id,
         )
         life = ctx.tracker.life(tx.state, name)
         ctx.tracker.put(tx, name, life, LifeState.RECOVERING, "approved", f"approved by {operator}")
         return Attempt(name, attempt_id, request, ctx.env.clock.monotonic())
 
     def _close(
-        self, tx: Transaction, approval_id: str, status: str, operator: str | None, detail: str
+        self,
+        tx: Transaction,
+        approval_id: str,
+        status: ApprovalStatus,
+        operator: str | None,
+        detail: str,
     ) -> None:
         who = self.ctx.env.operator(operator)
         approval = tx.state.approvals[approval_id]
-        approval.update(status=status, closed_by=who, closed_at=self.ctx.store.now())
+        approval.status = status
+        approval.closed_by = who
+        approval.closed_at = self.ctx.store.now()
         tx.changed()
-        event = "rejected" if status == "rejected" else "approval_closed"
+        event = Event.REJECTED if status is ApprovalStatus.REJECTED else Event.APPROVAL_CLOSED
         tx.record(
             event,
-            approval["component"],
-            strategy=approval["strategy"],
+            approval.component,
+            strategy=approval.strategy,
             approval_id=approval_id,
             operator=who,
             outcome=status,
@@ -198,20 +210,20 @@ class ApprovalFlow:
             trigger="approve",
         )
 
-    def reject(self, approval_id: str, operator: str | None, reason: str) -> dict[str, Any]:
+    def reject(self, approval_id: str, operator: str | None, reason: str) -> Approval:
         ctx = self.ctx
         with ctx.store.transaction(ctx.wait) as tx:
             approvals.expire_old(tx.state, ctx.store.now())
             tx.changed()
             approval = approvals.find(tx.state, approval_id)
-            if approval["status"] != approvals.PENDING:
+            if approval.status is not ApprovalStatus.PENDING:
                 raise approvals.ApprovalRefused(
-                    f"approval {approval['id']} is {approval['status']}, not pending"
+                    f"approval {approval.id} is {approval.status}, not pending"
                 )
-            self._close(tx, approval["id"], "rejected", operator, reason)
-            name = approval["component"]
+            self._close(tx, approval.id, ApprovalStatus.REJECTED, operator, reason)
+            name = approval.component
             life = ctx.tracker.life(tx.state, name)
             ctx.tracker.put(tx, name, life, LifeState.BLOCKED, "rejected", reason)
-        ctx.tracker.settle_alert(ctx.store, approval["component"])
+        ctx.tracker.settle_alert(ctx.store, approval.component)
         ctx.send_alerts()
         return approval

@@ -5,24 +5,113 @@ a plan that no longer matches what the component needs is refused."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from recovery_cli.audit import format_ts, new_id
+from recovery_cli.audit import new_id
 from recovery_cli.errors import ExitCode, RecoveryError, UsageError
-from recovery_cli.state_file import State
+from recovery_cli.handlers.util import format_ts
 
-PENDING = "pending"
+if TYPE_CHECKING:
+    from recovery_cli.state_file import State
+
 MIN_PREFIX = 4
 ID_SHAPE = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 class ApprovalRefused(RecoveryError):
     exit_code = ExitCode.BLOCKED
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # consumed: its step ran
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # another plan was asked for, or the plan changed
+    NOT_NEEDED = "not_needed"  # the component was healthy by the time it was approved
+
+
+@dataclass
+class Approval:
+    """One approval, as the state file keeps it. Mutable: a transaction closes it in place."""
+
+    id: str
+    component: str
+    strategy: str
+    plan_hash: str
+    status: ApprovalStatus
+    created: float
+    expires: float
+    params: dict[str, Any] = field(default_factory=dict)
+    failure_type: str | None = None
+    requested_by: str | None = None
+    attempt_id: str | None = None
+    notified: float | None = None  # when the last ``still_waiting`` was recorded
+    approved_by: str | None = None
+    approved_at: float | None = None
+    closed_by: str | None = None
+    closed_at: float | None = None
+
+    @property
+    def last_notice(self) -> float:
+        """When people were last told it waits: its request, or the last ``still_waiting``."""
+        return self.created if self.notified is None else self.notified
+
+    def to_json(self) -> dict[str, Any]:
+        """The state file's entry, and a row of ``approve --json``: keys sorted (the order
+        the file, written with ``sort_keys``, has always given them); what a later step
+        adds only once it happened."""
+        entry: dict[str, Any] = {
+            "id": self.id,
+            "component": self.component,
+            "strategy": self.strategy,
+            "params": self.params,
+            "failure_type": self.failure_type,
+            "plan_hash": self.plan_hash,
+            "status": str(self.status),
+            "created": self.created,
+            "created_ts": format_ts(self.created),
+            "expires": self.expires,
+            "requested_by": self.requested_by,
+            "attempt_id": self.attempt_id,
+        }
+        later = {
+            "notified": self.notified,
+            "approved_by": self.approved_by,
+            "approved_at": self.approved_at,
+            "closed_by": self.closed_by,
+            "closed_at": self.closed_at,
+        }
+        entry.update((k, v) for k, v in later.items() if v is not None)
+        return dict(sorted(entry.items()))
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> Approval:
+        """An entry ``state_file`` has checked: every required field there, each of its type."""
+        return cls(
+            id=entry["id"],
+            component=entry["component"],
+            strategy=entry["strategy"],
+            plan_hash=entry["plan_hash"],
+            status=ApprovalStatus(entry["status"]),
+            created=entry["created"],
+            expires=entry["expires"],
+            params=dict(entry.get("params") or {}),
+            failure_type=entry.get("failure_type"),
+            requested_by=entry.get("requested_by"),
+            attempt_id=entry.get("attempt_id"),
+            notified=entry.get("notified"),
+            approved_by=entry.get("approved_by"),
+            approved_at=entry.get("approved_at"),
+            closed_by=entry.get("closed_by"),
+            closed_at=entry.get("closed_at"),
+        )
 
 
 def plan_hash(
@@ -46,51 +135,48 @@ class Request:
     attempt_id: str | None
 
 
-def expire_old(state: State, now: float) -> list[dict[str, Any]]:
+def expire_old(state: State, now: float) -> list[Approval]:
     expired = []
     for approval in state.approvals.values():
-        if approval["status"] == PENDING and approval["expires"] <= now:
-            approval["status"] = "expired"
+        if approval.status is ApprovalStatus.PENDING and approval.expires <= now:
+            approval.status = ApprovalStatus.EXPIRED
             expired.append(approval)
     return expired
 
 
 def request(
     state: State, req: Request, now: float, ttl: int, requested_by: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Approval, bool]:
     """The pending approval for this plan, reused if one exists; returns (approval, created).
 
     A pending approval for the same component and strategy but another plan is superseded,
     so there is never more than one pending approval per component and strategy."""
     digest = plan_hash(req.component, req.strategy, req.params, req.failure_type)
     for approval in state.approvals.values():
-        if approval["status"] != PENDING or (approval["component"], approval["strategy"]) != (
-            req.component,
-            req.strategy,
-        ):
+        same_step = (approval.component, approval.strategy) == (req.component, req.strategy)
+        if approval.status is not ApprovalStatus.PENDING or not same_step:
             continue
-        if approval["plan_hash"] == digest and approval["expires"] > now:
+        if approval.plan_hash == digest and approval.expires > now:
             return approval, False
-        approval["status"] = "superseded"
-    approval = {
-        "id": _unique_id(state),
-        "component": req.component,
-        "strategy": req.strategy,
-        "params": dict(req.params),
-        "failure_type": req.failure_type,
-        "plan_hash": digest,
-        "status": PENDING,
-        "created": now,
-        "created_ts": format_ts(now),
-        "expires": now + ttl,
-        "requested_by": requested_by,
-        "attempt_id": req.attempt_id,
-    }
-    state.approvals[approval["id"]] = approval
+        approval.status = ApprovalStatus.SUPERSEDED
+    approval = Approval(
+        id=_unique_id(state),
+        component=req.component,
+        strategy=req.strategy,
+        plan_hash=digest,
+        status=ApprovalStatus.PENDING,
+        created=now,
+        expires=now + ttl,
+        params=dict(req.params),
+        failure_type=req.failure_type,
+        requested_by=requested_by,
+        attempt_id=req.attempt_id,
+    )
+    state.approvals[approval.id] = approval
     return approval, True
 
 
-def find(state: State, prefix: str) -> dict[str, Any]:
+def find(state: State, prefix: str) -> Approval:
     prefix = prefix.strip().lower()
     if not ID_SHAPE.match(prefix):  # never echo what may be anything (a pasted secret)
         raise UsageError("an approval id is hexadecimal (see `recovery approve` for the list)")
@@ -98,32 +184,34 @@ def find(state: State, prefix: str) -> dict[str, Any]:
         raise UsageError(
             f"approval id {prefix!r} is too short: give at least {MIN_PREFIX} characters"
         )
-    matches = [a for a in state.approvals.values() if a["id"].startswith(prefix)]
+    matches = [a for a in state.approvals.values() if a.id.startswith(prefix)]
     if not matches:
         raise UsageError(f"no approval with id {prefix!r} (see `recovery approve` for the list)")
     if len(matches) > 1:
-        raise UsageError(
-            f"approval id {prefix!r} is ambiguous: {', '.join(a['id'] for a in matches)}"
-        )
+        raise UsageError(f"approval id {prefix!r} is ambiguous: {', '.join(a.id for a in matches)}")
     return matches[0]
 
 
-def check_usable(approval: Mapping[str, Any], now: float) -> None:
-    status = approval["status"]
-    if status in (PENDING, "expired") and approval["expires"] <= now:
+def check_usable(approval: Approval, now: float) -> None:
+    status = approval.status
+    if status in (ApprovalStatus.PENDING, ApprovalStatus.EXPIRED) and approval.expires <= now:
         raise ApprovalRefused(
-            f"approval {approval['id']} expired at {format_ts(approval['expires'])}; "
-            f"run `recovery recover {approval['component']}` for a fresh one"
+            f"approval {approval.id} expired at {format_ts(approval.expires)}; "
+            f"run `recovery recover {approval.component}` for a fresh one"
         )
-    if status != PENDING:
+    if status is not ApprovalStatus.PENDING:
         raise ApprovalRefused(
-            f"approval {approval['id']} is {status}, not pending; approvals are single-use"
+            f"approval {approval.id} is {status}, not pending; approvals are single-use"
         )
 
 
-def pending(state: State, now: float) -> list[dict[str, Any]]:
-    rows = [a for a in state.approvals.values() if a["status"] == PENDING and a["expires"] > now]
-    return sorted(rows, key=lambda a: a["created"])
+def pending(state: State, now: float) -> list[Approval]:
+    rows = [
+        a
+        for a in state.approvals.values()
+        if a.status is ApprovalStatus.PENDING and a.expires > now
+    ]
+    return sorted(rows, key=lambda a: a.created)
 
 
 def prune_closed(state: State, now: float, keep_seconds: float = 7 * 86400) -> None:
@@ -131,7 +219,7 @@ def prune_closed(state: State, now: float, keep_seconds: float = 7 * 86400) -> N
     for key in [
         k
         for k, a in state.approvals.items()
-        if a["status"] != PENDING and a["created"] < now - keep_seconds
+        if a.status is not ApprovalStatus.PENDING and a.created < now - keep_seconds
     ]:
         del state.approvals[key]
 

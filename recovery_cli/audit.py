@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import hashlib
 import hmac
 import json
@@ -29,24 +30,40 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.errors import StateError
-from recovery_cli.handlers.util import fsync_directory
+from recovery_cli.handlers.util import format_ts, fsync_directory
 from recovery_cli.statedir import open_private, private_subdir
 
 Record = dict[str, Any]
 FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 GENESIS_HASH = "0" * 64
 KEYED_PREFIX = "hmac:"
-DAMAGE_EVENT = "audit_damaged"  # written by the next writer that finds the tail changed
 BLOCK = 1 << 20
 MAX_LINE = 4 << 20  # records the store writes are bounded far below this
-TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the last time a record can show
 TS_SHAPE_BYTES = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 SCAN_BLOCK = 8 << 20  # the attempt window's reads: a whole day file in one or two
 
 
-def format_ts(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(TS_FORMAT)
+class Event(enum.StrEnum):
+    """Every event the tool writes to the trail (a record's ``event``; the playbook
+    documents each)."""
+
+    ATTEMPT = "attempt"  # an attempt's intent (outcome started), then its end
+    STEP = "step"
+    BLOCKED = "blocked"
+    APPROVAL_REQUESTED = "approval_requested"
+    STILL_WAITING = "still_waiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    APPROVAL_CLOSED = "approval_closed"
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    DEGRADED_ENTER = "degraded_enter"
+    DEGRADED_EXIT = "degraded_exit"
+    HOOK = "hook"
+    STATE_CHANGED = "state_changed"
+    DRILL = "drill"
+    AUDIT_DAMAGED = "audit_damaged"  # written by the next writer that finds the tail changed
 
 
 def parse_ts(text: str) -> float:
@@ -423,7 +440,7 @@ def _check_link(
         problems.append(f"{where}: prev_hash does not match the line before (edited or removed)")
     if parse_ts_or(record.get("ts"), -1.0) < 0:
         problems.append(f"{where}: unparseable ts {str(record.get('ts'))[:40]!r}")
-    if record.get("event") == DAMAGE_EVENT:
+    if record.get("event") == Event.AUDIT_DAMAGED:
         problems.append(f"{where}: damage found by a later write: {record.get('detail')}")
     return problems, keyed
 

@@ -8,9 +8,9 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from recovery_cli import approvals
+from recovery_cli.audit import Event
 from recovery_cli.errors import ExitCode, Terminated, interrupt_exit_code
 from recovery_cli.handlers.base import ProbeResult, StrategyContext, StrategyResult
 from recovery_cli.lifecycle import LifeState, observe
@@ -82,7 +82,7 @@ class ChainRunner:
         result = run.result
         with ctx.store.transaction(ctx.wait) as tx:
             tx.record(
-                "step",
+                Event.STEP,
                 name,
                 strategy=strategy,
                 attempt_id=attempt.attempt_id,
@@ -117,7 +117,7 @@ class ChainRunner:
         detail = f"{strategy} interrupted by {signal_name}"
         with self.ctx.store.transaction(self.ctx.wait) as tx:
             tx.record(
-                "step",
+                Event.STEP,
                 attempt.name,
                 strategy=strategy,
                 attempt_id=attempt.attempt_id,
@@ -181,7 +181,7 @@ class ChainRunner:
     def _approved_by_yes(self, attempt: Attempt, strategy: str, failure_type: str | None) -> None:
         with self.ctx.store.transaction(self.ctx.wait) as tx:
             tx.record(
-                "approved",
+                Event.APPROVED,
                 attempt.name,
                 strategy=strategy,
                 attempt_id=attempt.attempt_id,
@@ -213,7 +213,7 @@ class ChainRunner:
                     attempt, strategy, failure_type, steps, name, request, own
                 )
         approval = self._pending_approval(tx, name, strategy, failure_type, attempt, request)
-        detail = f"{strategy} needs approval: recovery approve {approval['id']}"
+        detail = f"{strategy} needs approval: recovery approve {approval.id}"
         if attempt is not None:
             self._finish(tx, attempt, Outcome.AWAITING_APPROVAL, strategy, failure_type, detail)
         self._move(tx, name, LifeState.AWAITING_APPROVAL, str(BlockReason.APPROVAL), detail)
@@ -223,10 +223,10 @@ class ChainRunner:
             "awaiting_approval",
             self._health(name),
             failure_type,
-            f"{strategy} needs approval; run: recovery approve {approval['id']}",
+            f"{strategy} needs approval; run: recovery approve {approval.id}",
             reason=BlockReason.APPROVAL,
             steps=tuple(steps),
-            approval_id=approval["id"],
+            approval_id=approval.id,
             attempt_id=attempt.attempt_id if attempt else None,
         )
 
@@ -238,7 +238,7 @@ class ChainRunner:
         failure_type: str | None,
         attempt: Attempt | None,
         request: RecoverRequest,
-    ) -> dict[str, Any]:
+    ) -> approvals.Approval:
         ctx = self.ctx
         now = ctx.store.now()
         params = ctx.config.strategy(name, strategy).params
@@ -256,24 +256,24 @@ class ChainRunner:
         tx.changed()
         if created:
             tx.record(
-                "approval_requested",
+                Event.APPROVAL_REQUESTED,
                 name,
                 strategy=strategy,
                 attempt_id=req.attempt_id,
                 trigger=request.trigger,
-                approval_id=approval["id"],
+                approval_id=approval.id,
                 failure_type=failure_type,
-                detail=f"plan {approval['plan_hash']}, expires {approval['expires']:.0f}",
+                detail=f"plan {approval.plan_hash}, expires {approval.expires:.0f}",
             )
-        elif now - float(approval.get("notified", approval["created"])) >= self._renotify():
-            approval["notified"] = now
+        elif now - approval.last_notice >= self._renotify():
+            approval.notified = now
             tx.record(
-                "still_waiting",
+                Event.STILL_WAITING,
                 name,
                 strategy=strategy,
-                approval_id=approval["id"],
+                approval_id=approval.id,
                 trigger=request.trigger,
-                detail=f"approval {approval['id']} still waits",
+                detail=f"approval {approval.id} still waits",
             )
         return approval
 
@@ -293,7 +293,7 @@ class ChainRunner:
         detail: str,
     ) -> None:
         tx.record(
-            "attempt",
+            Event.ATTEMPT,
             attempt.name,
             outcome=outcome,
             attempt_id=attempt.attempt_id,

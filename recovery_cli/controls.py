@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from recovery_cli.audit import format_ts
+from recovery_cli.audit import Event
 from recovery_cli.config import Config
 from recovery_cli.errors import UsageError
+from recovery_cli.handlers.util import format_ts
+from recovery_cli.state_file import DisabledEntry
 from recovery_cli.store import Store
 
 
@@ -18,15 +20,13 @@ def disable(
         raise UsageError("--reason must say why (it is recorded)")
     until = store.now() + seconds
     with store.transaction(config.defaults.lock_wait_seconds) as tx:
-        tx.state.disabled[component] = {
-            "until": until,
-            "reason": reason,
-            "by": operator,
-            "since": store.now(),
-        }
+        tx.state.disabled[component] = DisabledEntry(until, store.now(), reason, operator)
         tx.changed()
         tx.record(
-            "disabled", component, operator=operator, detail=f"until {format_ts(until)}: {reason}"
+            Event.DISABLED,
+            component,
+            operator=operator,
+            detail=f"until {format_ts(until)}: {reason}",
         )
     return until
 
@@ -37,7 +37,7 @@ def enable(config: Config, store: Store, component: str, operator: str) -> bool:
         if tx.state.disabled.pop(component, None) is None:
             return False
         tx.changed()
-        tx.record("enabled", component, operator=operator, detail="enabled early")
+        tx.record(Event.ENABLED, component, operator=operator, detail="enabled early")
     return True
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery_cli.audit import Record, parse_ts_or
+from recovery_cli.audit import Event, Record, parse_ts_or
 
 # seconds a recovery attempt takes: from a reconnect to a slow restart
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -103,11 +103,11 @@ def tally(records: Iterable[Record]) -> Tally:
     strategies: dict[str, str] = {}  # attempt_id -> the last step's strategy (older records)
     for record in records:
         event, component = record.get("event"), str(record.get("component"))
-        if event == "step":
+        if event == Event.STEP:
             strategies[str(record.get("attempt_id"))] = str(record.get("strategy"))
-        elif event == "attempt":
+        elif event == Event.ATTEMPT:
             _attempt(counted, record, component, strategies)
-        elif event == "blocked":
+        elif event == Event.BLOCKED:
             counted.blocked[(component, str(record.get("reason")))] += 1
     return counted
 

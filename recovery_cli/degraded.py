@@ -5,8 +5,10 @@ a hook that fails is recorded, never fatal."""
 
 from __future__ import annotations
 
+from recovery_cli.audit import Event
 from recovery_cli.config import Config, Hook
 from recovery_cli.handlers.util import run_command, trim
+from recovery_cli.state_file import DegradedEntry
 from recovery_cli.store import Store
 
 
@@ -22,14 +24,10 @@ class DegradedModes:
                 if mode in tx.state.degraded:
                     continue
                 spec = self.config.degraded_modes[mode]
-                tx.state.degraded[mode] = {
-                    "component": component,
-                    "since": self.store.now(),
-                    "why": why,
-                }
+                tx.state.degraded[mode] = DegradedEntry(component, self.store.now(), why)
                 tx.changed()
                 tx.record(
-                    "degraded_enter",
+                    Event.DEGRADED_ENTER,
                     component,
                     mode=mode,
                     operator=operator,
@@ -52,7 +50,7 @@ class DegradedModes:
                 if tx.state.degraded.pop(mode, None) is not None:
                     tx.changed()
                     tx.record(
-                        "degraded_exit",
+                        Event.DEGRADED_EXIT,
                         component,
                         mode=mode,
                         operator=operator,
@@ -72,7 +70,7 @@ class DegradedModes:
             ok = outcome.returncode == 0
             with self.store.transaction(self.config.defaults.lock_wait_seconds) as tx:
                 tx.record(
-                    "hook",
+                    Event.HOOK,
                     component,
                     mode=mode,
                     hook=which,

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_cli.audit import Record, format_ts
+from recovery_cli.audit import Event, Record
 from recovery_cli.errors import UsageError
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.store import Store
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -105,7 +106,7 @@ def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
     runs: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     for record in records:
         if (
-            record.get("event") != "step"
+            record.get("event") != Event.STEP
             or not _matches(record, q)
             or (q.until and record["ts"] > q.until)
         ):

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 from recovery_cli import alerts, approvals, facts, policy
 from recovery_cli.approval_run import ApprovalFlow
+from recovery_cli.approvals import Approval
+from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner
 from recovery_cli.config import Config
 from recovery_cli.environment import Environment
@@ -52,7 +54,7 @@ class Orchestrator:
     def approve(self, approval_id: str, operator: str | None) -> ComponentReport:
         return self.approval_flow.approve(approval_id, operator)
 
-    def reject(self, approval_id: str, operator: str | None, reason: str) -> dict[str, object]:
+    def reject(self, approval_id: str, operator: str | None, reason: str) -> Approval:
         return self.approval_flow.reject(approval_id, operator, reason)
 
     def ordered(self, names: Sequence[str] = ()) -> list[str]:
@@ -228,14 +230,16 @@ class Orchestrator:
         }
         if decision.verdict is Verdict.SHADOW:
             tx.record(
-                "attempt",
+                Event.ATTEMPT,
                 name,
                 outcome=Outcome.SHADOW,
                 strategy=",".join(chain),
                 **{**common, "detail": f"shadow mode: would run {', '.join(chain)}"},
             )
         elif decision.verdict is Verdict.BLOCK:
-            tx.record("blocked", name, outcome=Outcome.BLOCKED, reason=decision.reason, **common)
+            tx.record(
+                Event.BLOCKED, name, outcome=Outcome.BLOCKED, reason=decision.reason, **common
+            )
         if decision.reason != policy.BlockReason.LOCK_HELD:  # the holder keeps the state
             life = ctx.tracker.life(tx.state, name)
             ctx.tracker.put(tx, name, life, decision.state, str(decision.reason), decision.detail)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from recovery_cli.audit import Record, format_ts, parse_ts_or
+from recovery_cli.audit import Event, Record, parse_ts_or
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import Life, LifeState, Thresholds
+from recovery_cli.state_file import DisabledEntry
 
 WINDOW_SECONDS = 3600
 DAY_SECONDS = 86400
@@ -114,7 +115,7 @@ class Facts:
     life: Life
     window: Window
     thresholds: Thresholds
-    disabled: Mapping[str, Any] | None = None
+    disabled: DisabledEntry | None = None
     dependencies_down: Sequence[str] = ()
     lock_held: bool = False
     unhealthy_components: int = 1
@@ -165,7 +166,7 @@ def build_window(
     day: list[float] = []
     last_failure: float | None = None
     for record in records:
-        if record.get("event") != "attempt" or record.get("component") != component:
+        if record.get("event") != Event.ATTEMPT or record.get("component") != component:
             continue
         ts = parse_ts_or(record.get("ts"), now)  # unreadable: counted as now, never freed
         outcome = record.get("outcome")
@@ -185,10 +186,10 @@ def _automatic(record: Record) -> bool:
 
 
 def disabled_entry(
-    disabled: Mapping[str, Mapping[str, Any]], component: str, now: float
-) -> Mapping[str, Any] | None:
+    disabled: Mapping[str, DisabledEntry], component: str, now: float
+) -> DisabledEntry | None:
     entry = disabled.get(component)
-    if entry is None or float(entry.get("until", 0)) <= now:
+    if entry is None or entry.until <= now:
         return None
     return entry
 
@@ -216,8 +217,8 @@ def decide(facts: Facts, request: Request, now: float) -> Decision:
 def _disabled(facts: Facts, request: Request, now: float) -> Decision | None:
     if facts.disabled is None:
         return None
-    until = float(facts.disabled["until"])
-    detail = f"disabled until {format_ts(until)}: {facts.disabled.get('reason', '')}"
+    until = float(facts.disabled.until)
+    detail = f"disabled until {format_ts(until)}: {facts.disabled.reason}"
     return _block(BlockReason.DISABLED, detail, LifeState.DISABLED, until)
 
 

@@ -9,9 +9,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from recovery_cli.handlers.util import trim
+from recovery_cli.handlers.util import format_ts, trim
 
 if TYPE_CHECKING:
+    from recovery_cli.approvals import Approval
     from recovery_cli.audit import Record
     from recovery_cli.drill import DrillCase
     from recovery_cli.results import ComponentReport
@@ -173,7 +174,9 @@ def history_rows(records: Sequence[Record]) -> None:
 
 
 def _what(record: Record) -> object:
-    if record.get("event") == "state_changed":
+    from recovery_cli.audit import Event
+
+    if record.get("event") == Event.STATE_CHANGED:
         return f"{record.get('from_state')} -> {record.get('to_state')}"
     return record.get("outcome") or record.get("reason")
 
@@ -187,20 +190,18 @@ def drill_cases(cases: Sequence[DrillCase]) -> None:
     out(f"{len(cases) - failed} passed, {failed} failed")
 
 
-def approvals_rows(rows: Sequence[dict[str, Any]]) -> None:
-    from recovery_cli.audit import format_ts
-
+def approvals_rows(rows: Sequence[Approval]) -> None:
     table(
         ["id", "component", "strategy", "failure", "requested", "expires", "plan"],
         [
             [
-                a["id"],
-                a["component"],
-                a["strategy"],
-                a.get("failure_type"),
-                a.get("created_ts", "")[:19],
-                format_ts(a["expires"])[:19],
-                a["plan_hash"],
+                a.id,
+                a.component,
+                a.strategy,
+                a.failure_type,
+                format_ts(a.created)[:19],
+                format_ts(a.expires)[:19],
+                a.plan_hash,
             ]
             for a in rows
         ],

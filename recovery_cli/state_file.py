@@ -5,16 +5,18 @@ state lock, so a reader sees the old file or the new one and never half of eithe
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.audit import is_timestamp, map_strings
+from recovery_cli.approvals import Approval, ApprovalStatus
+from recovery_cli.audit import ChainHead, is_timestamp, map_strings
 from recovery_cli.errors import StateError
 from recovery_cli.handlers.util import fsync_directory
 from recovery_cli.statedir import open_private
@@ -30,7 +32,7 @@ REQUIRED_FIELDS: dict[str, dict[str, str | type]] = {
         "id": str,
         "component": str,
         "strategy": str,
-        "status": str,
+        "status": ApprovalStatus,
         "plan_hash": str,
         "created": TIMESTAMP,
         "expires": TIMESTAMP,
@@ -38,16 +40,64 @@ REQUIRED_FIELDS: dict[str, dict[str, str | type]] = {
     "disabled": {"until": TIMESTAMP, "since": TIMESTAMP},
     "degraded": {"component": str, "since": TIMESTAMP},
 }
+# the fields an entry may lack or hold as null, and their types when it has them
+OPTIONAL_FIELDS: dict[str, dict[str, str | type]] = {
+    "approvals": {
+        "params": dict,
+        "failure_type": str,
+        "requested_by": str,
+        "attempt_id": str,
+        "notified": TIMESTAMP,
+        "approved_by": str,
+        "approved_at": TIMESTAMP,
+        "closed_by": str,
+        "closed_at": TIMESTAMP,
+    },
+    "disabled": {"reason": str, "by": str},
+    "degraded": {"why": str},
+}
+
+
+@dataclass(frozen=True)
+class DisabledEntry:
+    """Automatic recovery of a component suspended until ``until`` (``recovery disable``)."""
+
+    until: float
+    since: float
+    reason: str = ""
+    by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"until": self.until, "reason": self.reason, "by": self.by, "since": self.since}
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> DisabledEntry:
+        return cls(entry["until"], entry["since"], entry.get("reason") or "", entry.get("by") or "")
+
+
+@dataclass(frozen=True)
+class DegradedEntry:
+    """A degraded mode in force: entered when its component's chain was exhausted."""
+
+    component: str
+    since: float
+    why: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"component": self.component, "since": self.since, "why": self.why}
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> DegradedEntry:
+        return cls(entry["component"], entry["since"], entry.get("why") or "")
 
 
 @dataclass
 class State:
-    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    disabled: dict[str, dict[str, Any]] = field(default_factory=dict)
-    degraded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    disabled: dict[str, DisabledEntry] = field(default_factory=dict)
+    degraded: dict[str, DegradedEntry] = field(default_factory=dict)  # by mode name
     last_run: float | None = None
-    # where the audit trail ended after the last write: see ``audit.ChainHead``
-    chain_head: dict[str, Any] | None = None
+    chain_head: ChainHead | None = None  # where the audit trail ended after the last write
     components: dict[str, dict[str, Any]] = field(default_factory=dict)  # lifecycle.Life
     global_alert: dict[str, Any] | None = None  # the blast-radius alert, while it holds
     counters: dict[str, Any] = field(default_factory=dict)  # totals of pruned day files
@@ -56,11 +106,11 @@ class State:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "approvals": self.approvals,
-            "disabled": self.disabled,
-            "degraded": self.degraded,
+            "approvals": {k: v.to_json() for k, v in self.approvals.items()},
+            "disabled": {k: v.to_json() for k, v in self.disabled.items()},
+            "degraded": {k: v.to_json() for k, v in self.degraded.items()},
             "last_run": self.last_run,
-            "chain_head": self.chain_head,
+            "chain_head": self.chain_head.to_json() if self.chain_head else None,
             "components": self.components,
             "global_alert": self.global_alert,
             "counters": self.counters,
@@ -75,20 +125,23 @@ class State:
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                 raise ValueError(f"{key!r} must map names to objects")
             for name, entry in value.items():
-                _check_fields(key, str(name), entry, REQUIRED_FIELDS.get(key, {}))
+                _check_fields(key, str(name), entry)
         last_run = data.get("last_run")
         if last_run is not None and (
             isinstance(last_run, bool) or not isinstance(last_run, int | float)
         ):
             raise ValueError("'last_run' must be a number")
-        head = data.get("chain_head")
         alert, counters = data.get("global_alert"), data.get("counters")
         return cls(
-            approvals=dict(data.get("approvals") or {}),
-            disabled=dict(data.get("disabled") or {}),
-            degraded=dict(data.get("degraded") or {}),
+            approvals={k: Approval.from_json(v) for k, v in (data.get("approvals") or {}).items()},
+            disabled={
+                k: DisabledEntry.from_json(v) for k, v in (data.get("disabled") or {}).items()
+            },
+            degraded={
+                k: DegradedEntry.from_json(v) for k, v in (data.get("degraded") or {}).items()
+            },
             last_run=last_run,
-            chain_head=head if isinstance(head, dict) else None,
+            chain_head=ChainHead.from_json(data.get("chain_head")),
             components=dict(data.get("components") or {}),
             global_alert=alert if isinstance(alert, dict) else None,
             counters=counters if isinstance(counters, dict) else {},
@@ -172,13 +225,23 @@ def _write_all(fd: int, payload: bytes) -> None:
         view = view[written:]
 
 
-def _check_fields(
-    table: str, name: str, entry: dict[str, Any], fields: dict[str, str | type]
-) -> None:
-    for field_name, kind in fields.items():
-        value = entry.get(field_name)
-        if kind == TIMESTAMP:
-            if not is_timestamp(value):
-                raise ValueError(f"{table}.{name}.{field_name} is not a time")
-        elif not isinstance(value, kind):  # type: ignore[arg-type]
-            raise ValueError(f"{table}.{name}.{field_name} is missing or of the wrong type")
+def _check_fields(table: str, name: str, entry: dict[str, Any]) -> None:
+    for field_name, kind in REQUIRED_FIELDS.get(table, {}).items():
+        _check_field(f"{table}.{name}.{field_name}", entry.get(field_name), kind)
+    for field_name, kind in OPTIONAL_FIELDS.get(table, {}).items():
+        if entry.get(field_name) is not None:
+            _check_field(f"{table}.{name}.{field_name}", entry[field_name], kind)
+
+
+def _check_field(where: str, value: object, kind: str | type) -> None:
+    if kind == TIMESTAMP:
+        if not is_timestamp(value):
+            raise ValueError(f"{where} is not a time")
+    elif isinstance(kind, type) and issubclass(kind, enum.Enum):  # one of the enum's values
+        known = [str(member.value) for member in kind]
+        if not isinstance(value, str):
+            raise ValueError(f"{where} is missing or of the wrong type")
+        if value not in known:
+            raise ValueError(f"{where} is not one of {', '.join(known)}")
+    elif not isinstance(value, kind):  # type: ignore[arg-type]
+        raise ValueError(f"{where} is missing or of the wrong type")

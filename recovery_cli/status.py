@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from recovery_cli import approvals, policy
-from recovery_cli.audit import format_ts
 from recovery_cli.config import Config
 from recovery_cli.handler_calls import Components
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.registry import is_available
 from recovery_cli.state_file import State
@@ -53,7 +53,7 @@ def component_status(
         result = components.probe(name) if probe else None
         cooldown_until = window.cooldown_until
         next_allowed = (
-            max(window.next_allowed, float(disabled["until"])) if disabled else window.next_allowed
+            max(window.next_allowed, float(disabled.until)) if disabled else window.next_allowed
         )
         rows.append(
             ComponentStatus(
@@ -67,12 +67,12 @@ def component_status(
                 attempts_last_hour=window.used,
                 hourly_cap=window.cap,
                 cooldown_left_s=int(cooldown_until - now) if cooldown_until else 0,
-                disabled_until=format_ts(float(disabled["until"])) if disabled else None,
+                disabled_until=format_ts(float(disabled.until)) if disabled else None,
                 degraded_modes=sorted(
-                    m for m, v in state.degraded.items() if v.get("component") == name
+                    m for m, entry in state.degraded.items() if entry.component == name
                 ),
                 pending_approvals=[
-                    a["id"] for a in approvals.pending(state, now) if a["component"] == name
+                    a.id for a in approvals.pending(state, now) if a.component == name
                 ],
                 next_allowed="now" if next_allowed <= now else format_ts(next_allowed),
                 explain=list(policy.explain_window(window)),
@@ -93,7 +93,7 @@ def _lifecycle(config: Config, name: str, life: Life, state: State, now: float) 
 
 def _next_step(config: Config, name: str, life: Life, state: State, now: float) -> str:
     thresholds = config.thresholds(name)
-    pending = [a["id"] for a in approvals.pending(state, now) if a["component"] == name]
+    pending = [a.id for a in approvals.pending(state, now) if a.component == name]
     steps = {
         LifeState.HEALTHY: "nothing to do",
         LifeState.FAILING: (

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli import statedir
-from recovery_cli.audit import DAMAGE_EVENT, AuditLog, ChainHead, Record, format_ts, new_id
+from recovery_cli.audit import AuditLog, ChainHead, Event, Record, new_id
 from recovery_cli.environment import Environment
 from recovery_cli.errors import LockTimeout
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.limits import bounded
 from recovery_cli.locking import FileLock
 from recovery_cli.policy import Outcome, Window, build_window, lookback_since
@@ -30,26 +31,26 @@ class Transaction:
     dirty: bool = False
     head_checked: bool = False
 
-    def record(self, event: str, component: str | None, **fields: Any) -> Record:
+    def record(self, event: Event, component: str | None, **fields: Any) -> Record:
         if self.store.read_only:
             return self.store.build_record(event, component, fields)
         if not self.head_checked:
             self.head_checked = True
             self._record_damage()
         record, head = self.store.audit.append(self.store.build_record(event, component, fields))
-        self.state.chain_head = head.to_json()
+        self.state.chain_head = head
         self.dirty = True
         return record
 
     def _record_damage(self) -> None:
         """A trail cut, edited or deleted since the last write is recorded in the trail
         itself before anything else, so the evidence outlives the next run."""
-        damage = self.store.audit.head_damage(ChainHead.from_json(self.state.chain_head))
+        damage = self.store.audit.head_damage(self.state.chain_head)
         if damage is not None:
             _, head = self.store.audit.append(
-                self.store.build_record(DAMAGE_EVENT, None, {"detail": damage})
+                self.store.build_record(Event.AUDIT_DAMAGED, None, {"detail": damage})
             )
-            self.state.chain_head = head.to_json()
+            self.state.chain_head = head
             self.dirty = True
 
     def changed(self) -> None:
@@ -59,7 +60,9 @@ class Transaction:
         """The intent record, written and fsynced before the first action: it counts against
         the hourly cap from this moment, even if the process dies mid-recovery."""
         attempt_id = new_id()
-        self.record("attempt", component, outcome=Outcome.STARTED, attempt_id=attempt_id, **fields)
+        self.record(
+            Event.ATTEMPT, component, outcome=Outcome.STARTED, attempt_id=attempt_id, **fields
+        )
         return attempt_id
 
 
@@ -117,7 +120,7 @@ class Store:
     def load_state(self) -> State:
         return self.state_file.load()
 
-    def build_record(self, event: str, component: str | None, fields: dict[str, Any]) -> Record:
+    def build_record(self, event: Event, component: str | None, fields: dict[str, Any]) -> Record:
         """One audit record, every text in it bounded (``limits.bounded``). The first four
         fields always come in this order: the window's search relies on it."""
         record: Record = {
@@ -132,14 +135,14 @@ class Store:
         return record
 
     def chain_head(self) -> ChainHead | None:
-        return ChainHead.from_json(self.load_state().chain_head)
+        return self.load_state().chain_head
 
     def window(self, component: str, cap: int, cooldown: int, day_cap: int | None = None) -> Window:
         """The component's attempt window and cooldown, from every attempt record of the
         day files that can hold the last hour (or the cooldown, if longer), future-dated
         files included; other records are never parsed."""
         now = self.now()
-        needle = f'"event":"attempt","component":"{component}"'.encode()
+        needle = f'"event":"{Event.ATTEMPT}","component":"{component}"'.encode()
         records = self.audit.matching(lookback_since(now, cooldown, day_cap), needle)
         return build_window(records, component, cap, cooldown, now, day_cap)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from recovery_cli import alerts
+from recovery_cli.audit import Event
 from recovery_cli.config import Config
 from recovery_cli.environment import Environment
 from recovery_cli.handlers.base import ProbeResult
@@ -70,7 +71,7 @@ class Tracker:
             life, transition = move(life, name, state, reason, now)
             if transition is not None:
                 tx.record(
-                    "state_changed",
+                    Event.STATE_CHANGED,
                     name,
                     from_state=str(transition.before),
                     to_state=str(transition.after),

@@ -39,7 +39,10 @@ def approve(
             raise UsageError("--reject needs an approval ID")
         store = session.store(read_only=True)
         rows = approvals.pending(store.load_state(), store.now())
-        render.print_json(rows) if json_output else render.approvals_rows(rows)
+        if json_output:
+            render.print_json([a.to_json() for a in rows])
+        else:
+            render.approvals_rows(rows)
         return 0
     since = trace_start(session)
     runner = orchestrator(session)
@@ -47,7 +50,7 @@ def approve(
         if not reason:
             raise UsageError("--reject needs --reason")
         closed = runner.reject(approval_id, operator, reason)
-        render.out(f"rejected {closed['id']} ({closed['component']}: {closed['strategy']})")
+        render.out(f"rejected {closed.id} ({closed.component}: {closed.strategy})")
         return 0
     report = runner.approve(approval_id, operator)
     render.print_json([report.to_json()]) if json_output else render.recover_reports([report])

@@ -18,7 +18,7 @@ def disable(
 ) -> int:
     """Suspend automatic recovery of a component until the time runs out."""
     from recovery_cli import controls, render
-    from recovery_cli.audit import format_ts
+    from recovery_cli.handlers.util import format_ts
     from recovery_cli.history import parse_duration
 
     session = session_of(ctx)

@@ -36,7 +36,7 @@ def trace_start(session: Session) -> str | None:
     if not session.verbose:
         return None
     from recovery_cli import render
-    from recovery_cli.audit import format_ts
+    from recovery_cli.handlers.util import format_ts
 
     render.err(f"config: {session.config_file}")
     render.err(f"state dir: {session.state_dir}")

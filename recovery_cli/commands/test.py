@@ -20,6 +20,7 @@ def drill(
 ) -> int:
     """CI drill: validate the config and every strategy's preconditions; changes nothing."""
     from recovery_cli import render
+    from recovery_cli.audit import Event
     from recovery_cli.drill import junit_xml, run_drill
     from recovery_cli.errors import ExitCode, worst
 
@@ -29,7 +30,7 @@ def drill(
     failed = [c for c in cases if not c.ok]
     with store.transaction(session.config.defaults.lock_wait_seconds) as tx:
         tx.record(
-            "drill",
+            Event.DRILL,
             None,
             trigger="test",
             outcome="success" if not failed else "failed",

@@ -42,7 +42,7 @@ def test_pending_request_is_reused_not_multiplied(core: Core) -> None:
     second = core.recover("app")[0].approval_id
     assert first == second
     assert len(core.records("approval_requested")) == 1
-    pending = [a for a in core.store.load_state().approvals.values() if a["status"] == "pending"]
+    pending = [a for a in core.store.load_state().approvals.values() if a.status == "pending"]
     assert len(pending) == 1
 
 
@@ -95,7 +95,7 @@ def test_changed_plan_is_refused(core: Core, tmp_path: Path) -> None:
     report = core.approve(approval_id)
     assert report.code == ExitCode.BLOCKED and report.reason == "plan_changed"
     assert not (tmp_path / "flag").exists()
-    assert core.store.load_state().approvals[approval_id]["status"] == "superseded"
+    assert core.store.load_state().approvals[approval_id].status == "superseded"
 
 
 def test_approval_of_an_already_healthy_component_closes_it(core: Core, tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_approval_of_an_already_healthy_component_closes_it(core: Core, tmp_path
     (tmp_path / "flag").touch()
     report = core.approve(approval_id)
     assert report.code == ExitCode.OK and report.outcome == "healthy"
-    assert core.store.load_state().approvals[approval_id]["status"] == "not_needed"
+    assert core.store.load_state().approvals[approval_id].status == "not_needed"
 
 
 def test_cli_lists_approves_and_yes_records_the_operator(ws: Workspace, tmp_path: Path) -> None:

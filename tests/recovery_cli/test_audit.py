@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recovery_cli.audit import AuditLog, format_ts
+from recovery_cli.audit import AuditLog
+from recovery_cli.handlers.util import format_ts
 
 DAY = 86400.0
 T0 = 1_795_000_000.0

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.audit import AuditLog, ChainHead, format_ts
+from recovery_cli.audit import AuditLog, ChainHead, Event
 from recovery_cli.environment import Environment
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.store import Store
 from tests.support.cli import Workspace, base_config, child_env, command_component
 from tests.support.clock import FakeClock
@@ -249,10 +250,10 @@ def test_a_clock_stepped_back_across_midnight_is_no_tamper_report(tmp_path: Path
     clock = FakeClock(start=1_795_046_400.0 + 600)  # 00:10 UTC
     store = Store(tmp_path / "state", Environment(environ={}, clock=clock))
     with store.transaction(1) as tx:
-        tx.record("attempt", "app", outcome="started")
+        tx.record(Event.ATTEMPT, "app", outcome="started")
     clock.current -= 1200  # 23:50 the day before
     with store.transaction(1) as tx:
-        tx.record("attempt", "app", outcome="started")
+        tx.record(Event.ATTEMPT, "app", outcome="started")
     assert store.audit.verify(store.chain_head()) == []
     assert len(store.audit.files()) == 1
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery_cli.audit import ChainHead, format_ts, new_id, parse_ts
+from recovery_cli.audit import ChainHead, new_id, parse_ts
 from recovery_cli.environment import Environment
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.policy import WINDOW_SECONDS
 from recovery_cli.store import Store
 from tests.support.clock import FakeClock
@@ -55,7 +56,7 @@ def store_at(root: Path, clock: FakeClock) -> Store:
 
 def save_head(store: Store, head: ChainHead | None) -> None:
     with store.transaction(5) as tx:
-        tx.state.chain_head = head.to_json() if head else None
+        tx.state.chain_head = head
         tx.changed()
 
 

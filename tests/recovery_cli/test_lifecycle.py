@@ -313,4 +313,4 @@ def test_approve_is_held_by_a_dependency_that_is_down(tmp_path: Path) -> None:
     approved = core.approve(report.approval_id, "alice")
     assert approved.outcome == "blocked" and approved.reason == "dependency"
     assert not flag.exists()
-    assert core.store.load_state().approvals[report.approval_id]["status"] == "pending"
+    assert core.store.load_state().approvals[report.approval_id].status == "pending"

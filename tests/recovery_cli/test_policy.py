@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recovery_cli.audit import format_ts
 from recovery_cli.errors import ExitCode
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import Life, Thresholds
 from recovery_cli.policy import BlockReason, Decision, Facts, Request, Window, build_window, decide
+from recovery_cli.state_file import DisabledEntry
 from tests.support.cli import base_config, command_component
 from tests.support.core import make_core
 
@@ -86,7 +87,7 @@ def test_gate_order_is_disabled_dependency_lock_cap_cooldown() -> None:
     full = build_window(
         [attempt(NOW - 5, "started")] * 3 + [attempt(NOW - 1, "failed")], "app", 3, 300, NOW
     )
-    disabled = {"until": NOW + 60, "reason": "x"}
+    disabled = DisabledEntry(until=NOW + 60, since=NOW - 60, reason="x")
     assert (
         evaluate(inputs(full, disabled=disabled, dependencies_down=["db"], lock_held=True)).reason
         is BlockReason.DISABLED
