@@ -116,6 +116,8 @@ class ComponentContext:
     environ: Mapping[str, str]
     probe_timeout: float = 10.0
     read_only: bool = False  # status and dry runs: keep nothing on disk
+    # the wall clock (the core's injected one); deadlines use time.monotonic
+    now: Callable[[], float] = time.time
 
     def secret(self, env_key: str) -> str | None:
         """The value of the environment variable named by ``settings[env_key]``."""
@@ -161,50 +163,47 @@ class SettingsError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class KindSpec:
+    """A kind as the registry sees it, read without importing its handler or client library:
+    where its handler, settings check and strategies live, and the strategy names (declared
+    here only). Built-in kinds keep theirs in ``<kind>/kind.py``; a plugin names its own in
+    the ``recovery_cli.kinds`` entry-point group."""
+
+    description: str
+    handler: str  # "module:Class", a BaseHandler subclass
+    # "module:function", ``validate(settings, params) -> list[SettingsError]`` in a light
+    # module; ``None``: the kind takes any settings
+    settings: str | None
+    # each a function ``(handler, ctx) -> StrategyResult`` of ``strategy_module``;
+    # ``None``: the component's config names them (kind: command)
+    strategies: tuple[str, ...] | None
+    strategy_module: str = ""
+
+
 class BaseHandler:
-    """The one contract: every kind subclasses it (``kind``, ``probe``, ``strategies``,
-    ``preflight``); the core calls nothing else on a handler."""
+    """The one contract: every kind subclasses it. The core builds it from a
+    ``ComponentContext`` and calls ``probe``, ``strategies`` and ``preflight``, nothing else."""
 
     kind: ClassVar[str]
+    spec: ClassVar[KindSpec]
 
     def __init__(self, context: ComponentContext) -> None:
         self.context = context
-
-    @classmethod
-    def validate_config(
-        cls, settings: Mapping[str, Any], strategy_params: Mapping[str, Mapping[str, Any]]
-    ) -> list[SettingsError]:
-        """Check the component's ``settings`` and each strategy's ``params`` at config load
-        time (cheap, no I/O). Keys are relative to the component: ``settings.url``."""
-        return []
 
     def probe(self) -> ProbeResult:
         raise NotImplementedError
 
     def strategies(self) -> Mapping[str, Strategy]:
-        raise NotImplementedError
+        """Each strategy the kind declares, bound to this handler."""
+        import functools
+        import importlib
+
+        module = importlib.import_module(self.spec.strategy_module)
+        return {
+            name: functools.partial(getattr(module, name), self)
+            for name in self.spec.strategies or ()
+        }
 
     def preflight(self, strategy: str) -> list[Check]:
         return []
-
-
-def number_errors(
-    key: str, value: object, low: float, high: float, *, above: bool = False, whole: bool = False
-) -> list[SettingsError]:
-    """``[]`` when ``value`` is a finite number (not true/false) from ``low`` (exclusive when
-    ``above``) to ``high``, and a whole one when ``whole``; else the one error saying so.
-    Every number a handler reads from the config goes through here: an unbounded one
-    validates and then crashes (``time.sleep(1e20)``) or waits forever (``.inf``)."""
-    import math
-
-    valid = isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(value, float):
-        valid = not whole and math.isfinite(value)
-    if valid and isinstance(value, int | float):
-        valid = (low < value if above else low <= value) and value <= high
-    if valid:
-        return []
-    lowest, highest = (str(int(b)) if float(b).is_integer() else str(b) for b in (low, high))
-    noun = "a whole number" if whole else "a number"
-    span = f"above {lowest} and at most {highest}" if above else f"from {lowest} to {highest}"
-    return [SettingsError(key, f"must be {noun} {span}")]

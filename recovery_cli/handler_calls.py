@@ -86,6 +86,7 @@ class Components:
             environ=self.env.environ,
             probe_timeout=self.config.probe_timeout(name),
             read_only=self.read_only,
+            now=self.env.clock.now,
         )
 
     def handler(self, name: str) -> BaseHandler:

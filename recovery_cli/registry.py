@@ -1,63 +1,29 @@
-"""Every handler kind, in one greppable table, imported on demand.
+"""Every handler kind, one line each, imported on demand; plus kinds from installed plugins.
 
-The strategy names of each kind live here (not only in the handler) so that the config can
-be validated without importing a handler or its client library.
-"""
+A line names the kind's ``KindSpec`` (``handlers/<kind>/kind.py``), which says where its
+handler, settings check and strategies are and which strategies it has, so a config is
+validated without importing a handler or its client library."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from recovery_cli.handlers.base import BaseHandler, ComponentContext, SettingsError
+from recovery_cli.handlers.base import BaseHandler, ComponentContext, KindSpec, SettingsError
 
-
-@dataclass(frozen=True)
-class KindSpec:
-    target: str  # "module:Class"
-    # None: the strategy names are whatever the component's config declares (kind: command).
-    strategies: tuple[str, ...] | None
-    description: str
-    # "module:function" checking settings and params at config load; a light module, so that
-    # loading the config does not import the whole handler (``None``: the class's own check).
-    validator: str | None = None
-
-
-KINDS: dict[str, KindSpec] = {
-    "command": KindSpec(
-        "recovery_cli.handlers.command:CommandHandler",
-        None,
-        "any service: probe and strategies are argv commands (Nagios plugin convention)",
-    ),
-    "system": KindSpec(
-        "recovery_cli.handlers.system.handler:SystemHandler",
-        ("disk_cleanup", "memory_gc", "file_handle_cleanup", "process_restart"),
-        "the host: disk, memory, file handles, processes",
-        "recovery_cli.handlers.system.settings:validate",
-    ),
-    "redis": KindSpec(
-        "recovery_cli.handlers.redis.handler:RedisHandler",
-        ("reconnect", "flush_corrupted", "restore_flushed", "restart_container"),
-        "a Redis server",
-    ),
-    "chromadb": KindSpec(
-        "recovery_cli.handlers.chromadb.handler:ChromaHandler",
-        ("query_retry", "collection_reload", "snapshot", "snapshot_rollback", "index_rebuild"),
-        "a ChromaDB server or persist directory",
-        "recovery_cli.handlers.chromadb.settings:validate",
-    ),
-    "openwebui": KindSpec(
-        "recovery_cli.handlers.openwebui.handler:OpenWebUIHandler",
-        ("token_refresh", "model_failover", "graceful_degradation", "restore_config"),
-        "an OpenWebUI server",
-    ),
+KINDS: dict[str, str] = {
+    "command": "recovery_cli.handlers.command:KIND",
+    "system": "recovery_cli.handlers.system.kind:KIND",
+    "redis": "recovery_cli.handlers.redis.kind:KIND",
+    "chromadb": "recovery_cli.handlers.chromadb.kind:KIND",
+    "openwebui": "recovery_cli.handlers.openwebui.kind:KIND",
 }
 
-
 ENTRY_POINT_GROUP = "recovery_cli.kinds"  # third-party kinds: name = "module:KIND_SPEC"
-_plugins: dict[str, KindSpec] | None = None
+
+Validator = Callable[[Mapping[str, Any], Mapping[str, Mapping[str, Any]]], list[SettingsError]]
 
 
 class HandlerUnavailable(Exception):
@@ -68,7 +34,7 @@ def kind_spec(kind: str) -> KindSpec | None:
     """The kind's spec: built in, or from an installed plugin package (entry point group
     ``recovery_cli.kinds``, read only when a config names a kind not built in)."""
     if kind in KINDS:
-        return KINDS[kind]
+        return _built_in(kind)
     return plugin_kinds().get(kind)
 
 
@@ -76,14 +42,15 @@ def known_kinds() -> list[str]:
     return sorted({*KINDS, *plugin_kinds()})
 
 
+@cache
+def _built_in(kind: str) -> KindSpec:
+    spec = _load(KINDS[kind])
+    assert isinstance(spec, KindSpec), KINDS[kind]
+    return spec
+
+
+@cache
 def plugin_kinds() -> dict[str, KindSpec]:
-    global _plugins
-    if _plugins is None:
-        _plugins = _load_plugins()
-    return _plugins
-
-
-def _load_plugins() -> dict[str, KindSpec]:
     from importlib.metadata import entry_points
 
     found: dict[str, KindSpec] = {}
@@ -106,34 +73,42 @@ def _spec(kind: str) -> KindSpec:
     return spec
 
 
-def handler_class(kind: str) -> type[BaseHandler]:
-    spec = _spec(kind)
-    module_name, _, class_name = spec.target.partition(":")
+def _load(target: str) -> Any:
+    """The object ``module:attribute`` names (the attribute may be dotted)."""
+    module_name, _, attributes = target.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for attribute in attributes.split("."):
+        found = getattr(found, attribute)
+    return found
+
+
+def _load_for(kind: str, target: str) -> Any:
     try:
-        module = importlib.import_module(module_name)
+        return _load(target)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
+        if exc.name == target.partition(":")[0]:
             raise HandlerUnavailable(f"the {kind} handler is not available yet") from exc
         raise HandlerUnavailable(f"the {kind} handler needs {exc.name!r}: {exc}") from exc
-    cls: type[BaseHandler] = getattr(module, class_name)
+
+
+def handler_class(kind: str) -> type[BaseHandler]:
+    cls: type[BaseHandler] = _load_for(kind, _spec(kind).handler)
     return cls
-
-
-Validator = Callable[[Mapping[str, Any], Mapping[str, Mapping[str, Any]]], list[SettingsError]]
 
 
 def config_validator(kind: str) -> Validator:
     """The settings check of ``kind``; raises ``HandlerUnavailable`` like ``handler_class``."""
-    spec = _spec(kind)
-    if spec.validator is None:
-        return handler_class(kind).validate_config
-    module_name, _, function_name = spec.validator.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise HandlerUnavailable(f"the {kind} handler is not available yet") from exc
-    validator: Validator = getattr(module, function_name)
+    target = _spec(kind).settings
+    if target is None:
+        return _accept_anything
+    validator: Validator = _load_for(kind, target)
     return validator
+
+
+def _accept_anything(
+    settings: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]
+) -> list[SettingsError]:
+    return []
 
 
 def is_available(kind: str) -> bool:
@@ -143,7 +118,7 @@ def is_available(kind: str) -> bool:
     spec = kind_spec(kind)
     if spec is None:
         return False
-    module_name = spec.target.partition(":")[0]
+    module_name = spec.handler.partition(":")[0]
     try:
         return importlib.util.find_spec(module_name) is not None
     except ModuleNotFoundError:

@@ -8,34 +8,17 @@ from pathlib import Path
 import pytest
 
 from recovery_cli.alerts import ALERT_NAMES, BLAST_RADIUS_ALERT
+from recovery_cli.audit import Event
 from recovery_cli.cli import app
 from recovery_cli.errors import ExitCode
 from recovery_cli.lifecycle import LifeState
 from recovery_cli.policy import BlockReason, HoldReason, Outcome
-from recovery_cli.registry import KINDS, is_available
+from recovery_cli.registry import KINDS, is_available, kind_spec
 
 ROOT = Path(__file__).parents[1]
 PLAYBOOK = (ROOT / "docs" / "RECOVERY_PLAYBOOK.md").read_text()
 README = (ROOT / "README.md").read_text()
 FAILURE_CALL = re.compile(r"""\.(?:down|degraded|failure)\(\s*["']([a-z][a-z0-9_]+)["']""")
-EVENTS = (
-    "attempt",
-    "step",
-    "blocked",
-    "approval_requested",
-    "approved",
-    "rejected",
-    "approval_closed",
-    "disabled",
-    "enabled",
-    "degraded_enter",
-    "degraded_exit",
-    "hook",
-    "drill",
-    "audit_damaged",
-    "state_changed",
-    "still_waiting",
-)
 
 
 def command_names() -> list[str]:
@@ -92,14 +75,14 @@ def test_every_outcome_is_in_the_playbook(outcome: Outcome) -> None:
     assert f"`{outcome.value}`" in PLAYBOOK
 
 
-@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize("event", [e.value for e in Event])
 def test_every_audit_event_is_in_the_playbook(event: str) -> None:
     assert f"`{event}`" in PLAYBOOK
 
 
 @pytest.mark.parametrize(
     ("kind", "strategy"),
-    [(k, s) for k, spec in KINDS.items() if is_available(k) for s in spec.strategies or ()],
+    [(k, s) for k in KINDS if is_available(k) for s in getattr(kind_spec(k), "strategies", None) or ()],
 )
 def test_every_strategy_is_in_the_playbook(kind: str, strategy: str) -> None:
     assert f"`{strategy}`" in PLAYBOOK, f"{kind}: {strategy}"
@@ -107,7 +90,7 @@ def test_every_strategy_is_in_the_playbook(kind: str, strategy: str) -> None:
 
 def failure_types() -> list[str]:
     found: set[str] = set()
-    for path in [*(ROOT / "handlers").glob("*.py"), *(ROOT / "recovery_cli").glob("*.py")]:
+    for path in [*(ROOT / "handlers").rglob("*.py"), *(ROOT / "recovery_cli").rglob("*.py")]:
         found.update(FAILURE_CALL.findall(path.read_text()))
     return sorted(found)
 
@@ -115,3 +98,18 @@ def failure_types() -> list[str]:
 @pytest.mark.parametrize("failure_type", failure_types())
 def test_every_failure_type_in_the_code_is_in_the_playbook(failure_type: str) -> None:
     assert f"`{failure_type}`" in PLAYBOOK
+
+
+def test_the_playbook_opens_with_triage_then_runbooks_then_reference() -> None:
+    prose = re.sub(r"(?ms)^```.*?^```", "", PLAYBOOK)  # a "# comment" in code is no heading
+    headings = [line for line in prose.splitlines() if line.startswith(("# ", "## "))]
+    assert headings[1] == "## Triage: symptom → command → runbook"
+    top = [h for h in headings if h.startswith("# ")]
+    assert top == ["# Recovery playbook", "# Runbooks", "# Reference"]
+    triage = PLAYBOOK.split("## Triage", 1)[1].split("\n# ", 1)[0]
+    for alert in ("RecoveryComponentFailing", "RecoveryFailed", "RecoveryEscalated"):
+        assert f"`{alert}`" in triage, alert
+
+
+def test_benchmark_tables_live_in_benchmarks_md() -> None:
+    assert "median" not in PLAYBOOK and "p90" not in PLAYBOOK

@@ -25,10 +25,10 @@ from recovery_cli.handlers.base import (
     Check,
     ComponentContext,
     Health,
+    KindSpec,
     ProbeResult,
-    SettingsError,
-    Strategy,
 )
+from recovery_cli.handlers.chromadb.kind import KIND
 from recovery_cli.handlers.chromadb.offline import inspect_directory
 from recovery_cli.handlers.chromadb.probe import (
     CollectionState,
@@ -37,7 +37,7 @@ from recovery_cli.handlers.chromadb.probe import (
     run_child,
     worst,
 )
-from recovery_cli.handlers.chromadb.settings import ChromaSettings, validate
+from recovery_cli.handlers.chromadb.settings import ChromaSettings
 from recovery_cli.handlers.util import trim
 
 DEGRADED_ONLY = frozenset({"version_mismatch"})
@@ -60,16 +60,11 @@ class DeepProbe:
 
 class ChromaHandler(BaseHandler):
     kind: ClassVar[str] = "chromadb"
+    spec: ClassVar[KindSpec] = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)
-        self.settings = ChromaSettings.parse(context.settings)
-
-    @classmethod
-    def validate_config(
-        cls, settings: Mapping[str, Any], strategy_params: Mapping[str, Mapping[str, Any]]
-    ) -> list[SettingsError]:
-        return validate(settings, strategy_params)
+        self.settings = ChromaSettings.model_validate(context.settings)
 
     # -- files of this component -------------------------------------------------------
 
@@ -229,17 +224,6 @@ class ChromaHandler(BaseHandler):
             self.remember_ids(ids)
 
     # -- strategies and preflight -------------------------------------------------------
-
-    def strategies(self) -> Mapping[str, Strategy]:
-        from recovery_cli.handlers.chromadb import strategies as s
-
-        return {
-            "query_retry": lambda ctx: s.query_retry(self, ctx),
-            "collection_reload": lambda ctx: s.collection_reload(self, ctx),
-            "snapshot": lambda ctx: s.snapshot(self, ctx),
-            "snapshot_rollback": lambda ctx: s.snapshot_rollback(self, ctx),
-            "index_rebuild": lambda ctx: s.index_rebuild(self, ctx),
-        }
 
     def preflight(self, strategy: str) -> list[Check]:
         from recovery_cli.handlers.chromadb.preflight import preflight

@@ -1,60 +1,89 @@
-"""The ``settings`` and strategy ``params`` of a ``kind: chromadb`` component.
+"""The ``settings`` and strategy ``params`` of a ``kind: chromadb`` component: pydantic
+models, checked at config load time (cheap, no I/O).
 
-Validation here is cheap and does no I/O: it runs at config load time.
+Unlike the other kinds, ``key: null`` means the key's default here, as it always has.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from recovery_cli.handlers.base import SettingsError, number_errors
+from pydantic import AfterValidator, Field, PlainValidator
 
-SETTING_KEYS = frozenset(
-    {"url", "persist_directory", "collections", "tenant", "database", "probe_k",
-     "heartbeat_timeout_seconds", "expected_version", "snapshot_directory"}
-)  # fmt: skip
-PARAM_KEYS: dict[str, frozenset[str]] = {
-    "query_retry": frozenset({"attempts", "initial_delay", "max_delay"}),
-    "collection_reload": frozenset({"restart"}),
-    "snapshot": frozenset({"keep", "require_healthy"}),
-    "snapshot_rollback": frozenset({"verify_counts"}),
-    "index_rebuild": frozenset({"paths", "batch_size", "collections"}),
-}
+from recovery_cli.handlers.settings_models import (
+    NULL_IS_DEFAULT,
+    Params,
+    Problem,
+    SettingsModel,
+    invalid,
+    kind_validator,
+    number,
+)
+
 REBUILD_PATHS = ("copy", "wal", "snapshot")
 MAX_BATCH = 5461  # the server's max_batch_size on 1.5.x
+WHOLE = AfterValidator(int)  # any number in bounds, used as a whole one (1.5 -> 1, as always)
 
 
-@dataclass(frozen=True)
-class ChromaSettings:
-    url: str | None
-    persist_directory: Path | None
-    collections: tuple[str, ...]
-    tenant: str = "default_tenant"
-    database: str = "default_database"
-    probe_k: int = 10
-    heartbeat_timeout: float = 2.0
-    expected_version: str | None = None
-    snapshot_directory: Path | None = None
+def _http_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(str(value))
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        valid = False
+    if not valid:
+        raise invalid("must be an http(s) URL such as http://127.0.0.1:8000")
+    return str(value).rstrip("/")
+
+
+def _absolute_path(value: Any) -> Path | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.startswith("/")):
+        raise invalid("must be an absolute path")
+    return Path(value)
+
+
+def _collection_names(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise invalid("must be a list of collection names")
+    bad = [c for c in value if not 3 <= len(c) <= 512]
+    if bad:
+        raise invalid(f"names need 3 to 512 characters: {bad[0]!r}")
+    return tuple(value)
+
+
+def _version(value: Any) -> str | None:
+    return str(value) if value else None  # unset, empty or 0: no version check
+
+
+class ChromaSettings(SettingsModel):
+    unknown_key = "unknown setting"
+
+    url: Annotated[str | None, PlainValidator(_http_url)] = None
+    persist_directory: Annotated[Path | None, PlainValidator(_absolute_path)] = None
+    collections: Annotated[tuple[str, ...], PlainValidator(_collection_names)] = ()
+    tenant: Annotated[str, PlainValidator(str)] = "default_tenant"
+    database: Annotated[str, PlainValidator(str)] = "default_database"
+    probe_k: Annotated[int, number(1, 1000), WHOLE, NULL_IS_DEFAULT] = 10
+    heartbeat_timeout: Annotated[float, number(0.1, 60), NULL_IS_DEFAULT] = Field(
+        2.0, alias="heartbeat_timeout_seconds"
+    )
+    expected_version: Annotated[str | None, PlainValidator(_version)] = None
+    snapshot_directory: Annotated[Path | None, PlainValidator(_absolute_path)] = None
 
     @classmethod
-    def parse(cls, settings: Mapping[str, Any]) -> ChromaSettings:
-        persist = settings.get("persist_directory")
-        snapshots = settings.get("snapshot_directory")
-        return cls(
-            url=str(settings["url"]).rstrip("/") if settings.get("url") else None,
-            persist_directory=Path(persist) if persist else None,
-            collections=tuple(str(c) for c in settings.get("collections") or ()),
-            tenant=str(settings.get("tenant", "default_tenant")),
-            database=str(settings.get("database", "default_database")),
-            probe_k=int(settings.get("probe_k", 10)),
-            heartbeat_timeout=float(settings.get("heartbeat_timeout_seconds", 2.0)),
-            expected_version=settings.get("expected_version"),
-            snapshot_directory=Path(snapshots) if snapshots else None,
-        )
+    def cross_checks(cls, data: Mapping[Any, Any]) -> list[Problem]:
+        if data.get("url") or data.get("persist_directory"):
+            return []
+        return [((), "needs 'url' (a server) or 'persist_directory' (embedded)")]
 
     @property
     def embedded(self) -> bool:
@@ -71,83 +100,59 @@ class ChromaSettings:
         return {**base, "host": parts.hostname, "port": port, "ssl": parts.scheme == "https"}
 
 
-def validate(
-    settings: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]
-) -> list[SettingsError]:
-    errors = [
-        SettingsError(f"settings.{k}", "unknown setting") for k in settings if k not in SETTING_KEYS
-    ]
-    errors += _url_errors(settings.get("url"))
-    if not settings.get("url") and not settings.get("persist_directory"):
-        errors.append(
-            SettingsError("settings", "needs 'url' (a server) or 'persist_directory' (embedded)")
-        )
-    for key in ("persist_directory", "snapshot_directory"):
-        value = settings.get(key)
-        if value is not None and not (isinstance(value, str) and value.startswith("/")):
-            errors.append(SettingsError(f"settings.{key}", "must be an absolute path"))
-    errors += _collection_errors(settings.get("collections"))
-    errors += _number_errors(
-        "settings", settings, {"probe_k": (1, 1000), "heartbeat_timeout_seconds": (0.1, 60)}
-    )
-    for strategy, values in params.items():
-        errors += _param_errors(strategy, values)
-    return errors
+Truthy = Annotated[bool, PlainValidator(bool)]  # any value, read for its truth as always
 
 
-def _url_errors(url: Any) -> list[SettingsError]:
-    if url is None:
-        return []
-    try:
-        parts = urllib.parse.urlsplit(str(url))
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. an unclosed [IPv6 bracket
-        valid = False
-    if not valid:
-        return [
-            SettingsError("settings.url", "must be an http(s) URL such as http://127.0.0.1:8000")
-        ]
-    return []
+class QueryRetryParams(Params):
+    attempts: Annotated[int, number(1, 20), WHOLE, NULL_IS_DEFAULT] = 3
+    initial_delay: Annotated[float, number(0, 60), NULL_IS_DEFAULT] = 0.5
+    max_delay: Annotated[float, number(0, 600), NULL_IS_DEFAULT] = 5.0
 
 
-def _collection_errors(collections: Any) -> list[SettingsError]:
-    if collections is None:
-        return []
-    if not isinstance(collections, list) or not all(isinstance(c, str) for c in collections):
-        return [SettingsError("settings.collections", "must be a list of collection names")]
-    bad = [c for c in collections if not 3 <= len(c) <= 512]
-    if bad:
-        return [
-            SettingsError("settings.collections", f"names need 3 to 512 characters: {bad[0]!r}")
-        ]
-    return []
+class CollectionReloadParams(Params):
+    restart: Truthy = True
 
 
-def _number_errors(
-    prefix: str, values: Mapping[str, Any], bounds: Mapping[str, tuple[float, float]]
-) -> list[SettingsError]:
-    errors = []
-    for key, (low, high) in bounds.items():
-        if values.get(key) is not None:
-            errors += number_errors(f"{prefix}.{key}", values[key], low, high)
-    return errors
+class SnapshotParams(Params):
+    keep: Annotated[int, number(1, 1000), WHOLE, NULL_IS_DEFAULT] = 5
+    require_healthy: Truthy = True
 
 
-def _param_errors(strategy: str, values: Mapping[str, Any]) -> list[SettingsError]:
-    prefix = f"strategies.{strategy}.params"
-    known = PARAM_KEYS.get(strategy, frozenset())
-    errors = [SettingsError(f"{prefix}.{k}", "unknown parameter") for k in values if k not in known]
-    errors += _number_errors(
-        prefix,
-        values,
-        {"attempts": (1, 20), "initial_delay": (0, 60), "max_delay": (0, 600), "keep": (1, 1000),
-         "batch_size": (1, MAX_BATCH)},
-    )  # fmt: skip
-    paths = values.get("paths")
-    if paths is not None and (
-        not isinstance(paths, list) or not all(p in REBUILD_PATHS for p in paths)
+class SnapshotRollbackParams(Params):
+    verify_counts: Truthy = True
+
+
+def _rebuild_paths(value: Any) -> tuple[str, ...]:
+    if value is not None and (
+        not isinstance(value, list) or not all(p in REBUILD_PATHS for p in value)
     ):
-        errors.append(
-            SettingsError(f"{prefix}.paths", f"must be a list drawn from {list(REBUILD_PATHS)}")
-        )
-    return errors
+        raise invalid(f"must be a list drawn from {list(REBUILD_PATHS)}")
+    return tuple(value or REBUILD_PATHS)  # none or empty: every path
+
+
+def _rebuild_collections(value: Any) -> tuple[str, ...] | None:
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(c, str) for c in value)
+    ):
+        raise invalid("must be a list of collection names")
+    return tuple(value) if value else None  # none or empty: the damaged ones
+
+
+class IndexRebuildParams(Params):
+    paths: Annotated[tuple[str, ...], PlainValidator(_rebuild_paths)] = REBUILD_PATHS
+    batch_size: Annotated[int, number(1, MAX_BATCH), WHOLE, NULL_IS_DEFAULT] = 500
+    collections: Annotated[tuple[str, ...] | None, PlainValidator(_rebuild_collections)] = None
+
+
+PARAMS: dict[str, type[SettingsModel]] = {
+    "query_retry": QueryRetryParams,
+    "collection_reload": CollectionReloadParams,
+    "snapshot": SnapshotParams,
+    "snapshot_rollback": SnapshotRollbackParams,
+    "index_rebuild": IndexRebuildParams,
+}
+
+
+# every problem with a component's settings and its strategies' params (a strategy the kind
+# does not have takes no params)
+validate = kind_validator(ChromaSettings, PARAMS, Params)

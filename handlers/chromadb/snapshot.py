@@ -10,20 +10,18 @@ what they replace is moved to a quarantine directory next to the persist directo
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
-from recovery_cli.handlers.util import fsync_directory, private_dir
+from recovery_cli.handlers.util import file_stamp, format_ts, fsync_directory, private_dir
 
 MANIFEST_NAME = "MANIFEST.json"
 DATA_DIR = "data"
@@ -64,26 +62,22 @@ def chromadb_version() -> str:
         return "unknown"
 
 
-def stamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
 def ensure_private_dir(path: Path) -> Path:
     return private_dir(path, parents=True)
 
 
-def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any]) -> Snapshot:
+def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any], now: float) -> Snapshot:
     """Copy the (stopped) persist directory ``source`` into a new snapshot under ``root``.
     ``facts`` (collections, WAL state) go into the manifest as they are."""
     ensure_private_dir(root)
-    name = stamp()
+    name = file_stamp(now)
     partial = root / f"{name}{PARTIAL_SUFFIX}"
     partial.mkdir(mode=0o700)
     try:
         _copy_tree_consistent(source, partial / DATA_DIR)
         manifest = {
             "format": MANIFEST_FORMAT,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "created": format_ts(now),
             "chromadb_version": chromadb_version(),
             "source": str(source),
             "files": file_digests(partial / DATA_DIR),
@@ -208,10 +202,12 @@ def select_snapshot(root: Path, version: str) -> tuple[Snapshot | None, list[str
     return None, skipped
 
 
-def restore_directory(snapshot: Snapshot, target: Path, quarantine: Path) -> Path | None:
+def restore_directory(
+    snapshot: Snapshot, target: Path, quarantine: Path, now: float
+) -> Path | None:
     """Replace ``target`` with the snapshot's data; the old directory moves to
     ``quarantine`` (returned), never deleted. Both renames stay on one filesystem."""
-    staging = target.with_name(f".{target.name}.restore-{stamp()}")
+    staging = target.with_name(f".{target.name}.restore-{file_stamp(now)}")
     shutil.copytree(snapshot.data, staging, symlinks=True)
     _match_owner(staging, target if target.exists() else target.parent)
     moved: Path | None = None
@@ -224,10 +220,10 @@ def restore_directory(snapshot: Snapshot, target: Path, quarantine: Path) -> Pat
 
 
 def restore_segment(
-    snapshot: Snapshot, segment: str, target: Path, quarantine: Path
+    snapshot: Snapshot, segment: str, target: Path, quarantine: Path, now: float
 ) -> Path | None:
     """Put one segment directory back from the snapshot; the damaged one is quarantined."""
-    staging = target / f".{segment}.restore-{stamp()}"
+    staging = target / f".{segment}.restore-{file_stamp(now)}"
     shutil.copytree(snapshot.data / segment, staging, symlinks=True)
     _match_owner(staging, target)
     moved = quarantine_entry(target / segment, quarantine)
@@ -256,17 +252,16 @@ def quarantine_entry(path: Path, quarantine: Path) -> Path | None:
     return moved
 
 
-def prune(root: Path, keep: int, now: float | None = None) -> list[str]:
+def prune(root: Path, keep: int, now: float) -> list[str]:
     """Remove published snapshots beyond the newest ``keep`` and partial ones left by a
     crashed run; returns the names removed."""
     removed = []
     for path in published(root)[keep:]:
         shutil.rmtree(path)
         removed.append(path.name)
-    current = time.time() if now is None else now
     for path in root.glob(f"*{PARTIAL_SUFFIX}") if root.is_dir() else ():
         with contextlib.suppress(OSError):
-            if current - path.stat().st_mtime > STALE_PARTIAL_SECONDS:
+            if now - path.stat().st_mtime > STALE_PARTIAL_SECONDS:
                 shutil.rmtree(path)
                 removed.append(path.name)
     return removed

@@ -22,6 +22,13 @@ from recovery_cli.handlers.chromadb.probe import (
     http_get,
     run_child,
 )
+from recovery_cli.handlers.chromadb.settings import (
+    CollectionReloadParams,
+    IndexRebuildParams,
+    QueryRetryParams,
+    SnapshotParams,
+    SnapshotRollbackParams,
+)
 from recovery_cli.handlers.chromadb.snapshot import (
     Snapshot,
     chromadb_version,
@@ -32,9 +39,10 @@ from recovery_cli.handlers.chromadb.snapshot import (
     restore_directory,
     restore_segment,
     select_snapshot,
-    stamp,
     verify_snapshot,
 )
+from recovery_cli.handlers.settings_models import step_params
+from recovery_cli.handlers.util import file_stamp
 
 if TYPE_CHECKING:
     from recovery_cli.handlers.chromadb.handler import ChromaHandler
@@ -59,9 +67,10 @@ def _deadline(ctx: StrategyContext) -> float:
 def query_retry(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     """Re-run the probe with backoff while the failure is a transport one; a corruption is
     never retried (it will not heal) and is handed on to the next step."""
-    attempts = int(ctx.params.get("attempts", 3))
-    delay = float(ctx.params.get("initial_delay", 0.5))
-    max_delay = float(ctx.params.get("max_delay", 5.0))
+    params = step_params(QueryRetryParams, "query_retry", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
+    attempts, delay, max_delay = params.attempts, params.initial_delay, params.max_delay
     if ctx.dry_run:
         return StrategyResult.success(
             f"would re-probe up to {attempts} times with backoff from {delay}s"
@@ -136,11 +145,14 @@ def wait_for_heartbeat(handler: ChromaHandler, deadline: float) -> StrategyResul
 def collection_reload(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     """Restart a server that does not answer (through ctx.service), then re-resolve every
     configured collection in a fresh client and report ids that changed."""
+    params = step_params(CollectionReloadParams, "collection_reload", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
     restarted = False
     if not handler.settings.embedded:
         state = handler.server_state(_deadline(ctx))
         if state is not None:
-            blocked = _restart_refusal(state.failure_type, ctx)
+            blocked = _restart_refusal(state.failure_type, ctx, params.restart)
             if blocked is not None:
                 return blocked
             if ctx.dry_run:
@@ -163,10 +175,12 @@ def _method(ctx: StrategyContext) -> str:
     return ctx.service.method if ctx.service else "-"
 
 
-def _restart_refusal(failure_type: str | None, ctx: StrategyContext) -> StrategyResult | None:
+def _restart_refusal(
+    failure_type: str | None, ctx: StrategyContext, restart: bool
+) -> StrategyResult | None:
     if failure_type not in TRANSIENT:
         return StrategyResult.failure(str(failure_type), "a restart does not fix this; escalating")
-    if not ctx.params.get("restart", True) or ctx.service is None:
+    if not restart or ctx.service is None:
         return StrategyResult.failure(
             str(failure_type), "the server does not answer and no service control is configured"
         )
@@ -218,10 +232,13 @@ def _persist_dir(handler: ChromaHandler) -> Path | StrategyResult:
 def snapshot(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     """Stop, copy sqlite (backup API) and the segment directories, write the manifest,
     publish with one rename, start; then apply the retention."""
+    params = step_params(SnapshotParams, "snapshot", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
-    if ctx.params.get("require_healthy", True):
+    if params.require_healthy:
         state = handler.probe_until(
             time.monotonic() + min(handler.context.probe_timeout, ctx.remaining())
         )
@@ -234,7 +251,7 @@ def snapshot(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     short = _space_problem(directory, handler.snapshot_root)
     if short:
         return StrategyResult.failure("insufficient_space", short)
-    keep = int(ctx.params.get("keep", 5))
+    keep = params.keep
     if ctx.dry_run:
         return StrategyResult.success(
             f"would stop the server, snapshot {directory} into {handler.snapshot_root}, keep {keep}"
@@ -243,7 +260,7 @@ def snapshot(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     made = _snapshot_stopped(handler, ctx, directory)
     if isinstance(made, StrategyResult):
         return made
-    pruned = prune(handler.snapshot_root, keep)
+    pruned = prune(handler.snapshot_root, keep, handler.context.now())
     seconds = round(time.monotonic() - started, 3)
     detail = (
         f"snapshot {made.name}: {len(made.manifest['files'])} files, {_counts_text(made.counts())}"
@@ -272,7 +289,9 @@ def _snapshot_stopped(
                 "snapshot_refused", f"offline check failed: {offline.detail}"
             )
         else:
-            made = create_snapshot(directory, handler.snapshot_root, _facts(offline))
+            made = create_snapshot(
+                directory, handler.snapshot_root, _facts(offline), handler.context.now()
+            )
     finally:
         restarted = start_server(handler, ctx)
     if restarted is not None:
@@ -317,6 +336,9 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
     """Restore the newest intact snapshot taken with this chromadb version. The current
     directory is moved to a quarantine next to it, never deleted."""
+    params = step_params(SnapshotRollbackParams, "snapshot_rollback", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
@@ -326,7 +348,9 @@ def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyR
         return StrategyResult.failure(
             "no_valid_snapshot", f"no restorable snapshot: {reasons}", skipped=skipped[:10]
         )
-    quarantine = directory.with_name(f"{directory.name}.quarantine-{stamp()}")
+    quarantine = directory.with_name(
+        f"{directory.name}.quarantine-{file_stamp(handler.context.now())}"
+    )
     if ctx.dry_run:
         return StrategyResult.success(
             f"would stop the server, move {directory} to {quarantine}, restore {chosen.name} "
@@ -338,7 +362,7 @@ def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyR
     stopped = stop_server(handler, ctx)
     if stopped is not None:
         return stopped
-    moved = restore_directory(chosen, directory, quarantine)
+    moved = restore_directory(chosen, directory, quarantine, handler.context.now())
     failed = start_server(handler, ctx)
     facts: dict[str, Any] = {
         "snapshot": chosen.name,
@@ -347,7 +371,7 @@ def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyR
     }
     if failed is not None:
         return StrategyResult.failure(str(failed.failure_type), failed.detail, **facts)
-    mismatch = _verify_counts(handler, ctx, chosen) if ctx.params.get("verify_counts", True) else ""
+    mismatch = _verify_counts(handler, ctx, chosen) if params.verify_counts else ""
     if mismatch:
         return StrategyResult.failure("verify_failed", mismatch, **facts)
     seconds = round(time.monotonic() - started, 3)
@@ -388,16 +412,19 @@ def index_rebuild(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResul
     """Rebuild each damaged collection's vector index by the first path still open:
     WAL replay (the WAL holds every record), or that segment from the newest snapshot.
     With no damage, copy every record into a fresh collection (the index is readable)."""
+    params = step_params(IndexRebuildParams, "index_rebuild", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
     survey = survey_collections(handler, _deadline(ctx))
     if isinstance(survey, StrategyResult):
         return survey
-    allowed = tuple(ctx.params.get("paths") or ("copy", "wal", "snapshot"))
+    allowed = params.paths
     damaged = [c for c in survey if c.failure_type is not None]
     if not damaged:
-        return _copy_rebuild(handler, ctx, survey, allowed)
+        return _copy_rebuild(handler, ctx, survey, params)
     plans = plan_rebuild(handler, directory, damaged, allowed)
     data: dict[str, Any] = {
         "plan": [{"collection": p.name, "path": p.path, "reason": p.reason} for p in plans]
@@ -449,10 +476,8 @@ def survey_collections(
 
 
 def _probe_alone(handler: ChromaHandler, name: str, deadline: float) -> CollectionState:
-    import dataclasses
-
     single = type(handler)(handler.context)
-    single.settings = dataclasses.replace(handler.settings, collections=(name,))
+    single.settings = handler.settings.model_copy(update={"collections": (name,)})
     deep = single.deep_probe(deadline)
     if deep.failure_type is not None:
         return CollectionState(name, deep.failure_type, deep.detail)
@@ -516,7 +541,9 @@ def _execute(
     stopped = stop_server(handler, ctx)
     if stopped is not None:
         return stopped
-    quarantine = directory.with_name(f"{directory.name}.quarantine-{stamp()}")
+    quarantine = directory.with_name(
+        f"{directory.name}.quarantine-{file_stamp(handler.context.now())}"
+    )
     try:
         for plan in plans:
             segment = _must_segment(plan)
@@ -524,7 +551,7 @@ def _execute(
                 quarantine_entry(directory / segment, quarantine)  # Chroma replays the WAL on load
             else:
                 assert plan.source is not None
-                restore_segment(plan.source, segment, directory, quarantine)
+                restore_segment(plan.source, segment, directory, quarantine, handler.context.now())
     finally:
         failed = start_server(handler, ctx)
     return failed
@@ -539,10 +566,10 @@ def _copy_rebuild(
     handler: ChromaHandler,
     ctx: StrategyContext,
     survey: list[CollectionState],
-    allowed: tuple[str, ...],
+    params: IndexRebuildParams,
 ) -> StrategyResult:
-    names = list(ctx.params.get("collections") or [c.name for c in survey])
-    if "copy" not in allowed:
+    names = list(params.collections or [c.name for c in survey])
+    if "copy" not in params.paths:
         return StrategyResult.failure(
             "rebuild_impossible", "no damaged index found and the copy path is not allowed"
         )
@@ -556,8 +583,8 @@ def _copy_rebuild(
             **handler.settings.client_request(),
             "op": "copy",
             "name": name,
-            "keep_as": f"{name}-pre-rebuild-{stamp()}",
-            "batch_size": int(ctx.params.get("batch_size", 500)),
+            "keep_as": f"{name}-pre-rebuild-{file_stamp(handler.context.now())}",
+            "batch_size": params.batch_size,
         }
         outcome = run_child(request, ctx.remaining())
         if outcome.failure_type is not None or "error" in outcome.answer:

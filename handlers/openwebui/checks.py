@@ -6,7 +6,6 @@ Each check returns data, or a ``Finding`` (failure type + detail) the caller tur
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -21,7 +20,9 @@ from recovery_cli.handlers.openwebui.api import (
     detail_of,
     is_access_prohibited,
 )
+from recovery_cli.handlers.openwebui.settings import OpenWebUISettings
 from recovery_cli.handlers.openwebui.state import HandlerFiles
+from recovery_cli.handlers.util import format_ts
 
 UNREACHABLE = "unreachable"
 NOT_READY = "not_ready"
@@ -65,6 +66,7 @@ class Owner(Protocol):
     modules do not import the handler module back)."""
 
     context: ComponentContext
+    settings: OpenWebUISettings
     files: HandlerFiles
 
     def connect(self, deadline: float) -> AbstractContextManager[Api]: ...
@@ -222,4 +224,4 @@ def safe_url(url: str) -> str:
 def _iso(timestamp: float | None) -> str:
     if timestamp is None:
         return "never"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    return format_ts(timestamp)

@@ -13,19 +13,17 @@ Strategies (``recovery_cli.handlers.openwebui.strategies``): ``token_refresh``,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     ComponentContext,
     Health,
+    KindSpec,
     ProbeResult,
-    SettingsError,
-    Strategy,
 )
 from recovery_cli.handlers.openwebui.api import Api, open_client
 from recovery_cli.handlers.openwebui.checks import (
@@ -44,55 +42,29 @@ from recovery_cli.handlers.openwebui.checks import (
     first_default,
     listed_models,
 )
+from recovery_cli.handlers.openwebui.kind import KIND
+from recovery_cli.handlers.openwebui.settings import OpenWebUISettings
 from recovery_cli.handlers.openwebui.state import HandlerFiles
 from recovery_cli.handlers.util import trim
-
-BANNER_TYPES = ("info", "success", "warning", "error")
-
-
-@dataclass(frozen=True)
-class OpenWebUISettings:
-    url: str
-    required_models: tuple[str, ...] = ()
-    chat_smoke_test: bool = False
-    smoke_model: str | None = None
-    refresh_models: bool = True
-    verify_tls: bool = True
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> OpenWebUISettings:
-        return cls(
-            url=str(settings.get("url", "")),
-            required_models=tuple(str(m) for m in settings.get("required_models") or ()),
-            chat_smoke_test=bool(settings.get("chat_smoke_test", False)),
-            smoke_model=settings.get("smoke_model") or None,
-            refresh_models=bool(settings.get("refresh_models", True)),
-            verify_tls=bool(settings.get("verify_tls", True)),
-        )
 
 
 class OpenWebUIHandler(BaseHandler):
     kind: ClassVar[str] = "openwebui"
+    spec: ClassVar[KindSpec] = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)
-        self.settings = OpenWebUISettings.from_mapping(context.settings)
-        self.files = HandlerFiles(context.state_dir, context.name, context.read_only)
+        self.settings = OpenWebUISettings.model_validate(context.settings)
+        self.files = HandlerFiles(context.state_dir, context.name, context.read_only, context.now)
 
     # -- config --------------------------------------------------------------------------------
-
-    @classmethod
-    def validate_config(
-        cls, settings: Mapping[str, Any], strategy_params: Mapping[str, Mapping[str, Any]]
-    ) -> list[SettingsError]:
-        from recovery_cli.handlers.openwebui.config import validate
-
-        return validate(settings, strategy_params, BANNER_TYPES)
 
     # -- sessions ------------------------------------------------------------------------------
 
     def session(self, api: Api) -> Session | Finding:
-        found, notes = credentials(self.files, self.context.secret("api_key_env"), time.time())
+        found, notes = credentials(
+            self.files, self.context.secret("api_key_env"), self.context.now()
+        )
         return authenticate(api, found, notes)
 
     @contextmanager
@@ -175,20 +147,9 @@ class OpenWebUIHandler(BaseHandler):
 
     # -- strategies ----------------------------------------------------------------------------
 
-    def strategies(self) -> Mapping[str, Strategy]:
-        from recovery_cli.handlers.openwebui.strategies import Strategies
-
-        runner = Strategies(self)
-        return {
-            "token_refresh": runner.token_refresh,
-            "model_failover": runner.model_failover,
-            "graceful_degradation": runner.graceful_degradation,
-            "restore_config": runner.restore_config,
-        }
-
     # -- preflight -----------------------------------------------------------------------------
 
     def preflight(self, strategy: str) -> list[Check]:
-        from recovery_cli.handlers.openwebui.config import preflight_checks
+        from recovery_cli.handlers.openwebui.preflight import preflight_checks
 
         return preflight_checks(self, strategy)

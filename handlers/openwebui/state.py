@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,16 @@ class StoredToken:
 
 
 class HandlerFiles:
-    def __init__(self, state_dir: Path, component: str, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        component: str,
+        read_only: bool = False,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.dir = state_dir / component
         self.read_only = read_only  # status and dry runs keep nothing on disk
+        self.now = now  # the wall clock the records are stamped with
 
     # -- token ---------------------------------------------------------------------------------
 
@@ -69,7 +77,7 @@ class HandlerFiles:
 
     def save_token(self, token: str, expires_at: float | None) -> None:
         self._write(
-            "token.json", {"token": token, "expires_at": expires_at, "obtained_at": time.time()}
+            "token.json", {"token": token, "expires_at": expires_at, "obtained_at": self.now()}
         )
 
     def token_path(self) -> Path:
@@ -107,7 +115,7 @@ class HandlerFiles:
             return False
         config = {key: export[key] for key in BASELINE_KEYS if key in export}
         self._write(
-            "baseline.json", {"taken_at": time.time(), "taken_by": taken_by, "config": config}
+            "baseline.json", {"taken_at": self.now(), "taken_by": taken_by, "config": config}
         )
         return True
 

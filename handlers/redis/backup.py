@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.util import fsync_directory, private_dir
+from recovery_cli.handlers.util import file_stamp, fsync_directory, private_dir
 
 FORMAT = "recovery-cli/redis-flush/1"
 PREFIX = "flush-"
@@ -51,11 +50,11 @@ def component_dir(state_dir: Path, component: str) -> Path:
 
 
 def write_backup(
-    directory: Path, header: Mapping[str, Any], entries: Iterable[BackupEntry]
+    directory: Path, header: Mapping[str, Any], entries: Iterable[BackupEntry], now: float
 ) -> Path:
     """Write the whole file under a temporary name, fsync, then rename it into place, so a
     crash never leaves a half backup that looks complete."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = file_stamp(now)
     final = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
     temp = directory / f".{final.name}.tmp"
     lines = [json.dumps({"format": FORMAT, **header})]

@@ -8,13 +8,13 @@ keeps it when it changed since the backup or gained a TTL.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from recovery_cli.handlers.base import SettingsError, StrategyResult
+from recovery_cli.handlers.base import StrategyResult
 from recovery_cli.handlers.redis.backup import Backup, BackupEntry, record_outcome, write_backup
+from recovery_cli.handlers.redis.settings import FlushParams
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from redis.client import Pipeline
 
 T = TypeVar("T")
-MODES = ("expire", "delete")
-TYPES = ("string", "list", "set", "zset", "hash", "stream")
 BATCH = 500
 SHOWN_KEYS = 20
 
@@ -37,69 +35,6 @@ if current ~= ARGV[1] then return -2 end
 return redis.call('UNLINK', KEYS[1])
 """
 SCRIPT_OUTCOMES = {0: "gone", -1: "ttl_set", -2: "changed", 1: "deleted"}
-
-
-@dataclass(frozen=True)
-class FlushParams:
-    patterns: tuple[str, ...]
-    mode: str = "expire"
-    ttl_seconds: int = 3600
-    max_keys: int = 10000
-    scan_count: int = 1000
-    key_type: str | None = None
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> FlushParams:
-        return cls(
-            patterns=tuple(params.get("patterns") or ()),
-            mode=str(params.get("mode", "expire")),
-            ttl_seconds=int(params.get("ttl_seconds", 3600)),
-            max_keys=int(params.get("max_keys", 10000)),
-            scan_count=int(params.get("scan_count", 1000)),
-            key_type=params.get("type"),
-        )
-
-
-def validate_flush_params(params: Mapping[str, Any]) -> list[SettingsError]:
-    key = "strategies.flush_corrupted.params"
-    known = {"patterns", "allow_match_all", "mode", "ttl_seconds", "max_keys", "scan_count", "type"}
-    errors = [
-        SettingsError(f"{key}.{name}", "unknown parameter") for name in params if name not in known
-    ]
-    errors += _pattern_errors(params, f"{key}.patterns")
-    if params.get("mode", "expire") not in MODES:
-        errors.append(SettingsError(f"{key}.mode", f"must be one of {', '.join(MODES)}"))
-    if params.get("type") is not None and params.get("type") not in TYPES:
-        errors.append(SettingsError(f"{key}.type", f"must be one of {', '.join(TYPES)}"))
-    for name in ("ttl_seconds", "max_keys", "scan_count"):
-        errors += positive_int(params, name, f"{key}.{name}")
-    return errors
-
-
-def _pattern_errors(params: Mapping[str, Any], key: str) -> list[SettingsError]:
-    patterns = params.get("patterns")
-    if not isinstance(patterns, list) or not patterns:
-        return [
-            SettingsError(
-                key, "required: a list of key patterns, e.g. ['cache:*'] (there is no default)"
-            )
-        ]
-    if not all(isinstance(p, str) and p for p in patterns):
-        return [SettingsError(key, "every pattern must be a non-empty string")]
-    if params.get("allow_match_all") is not True and any(matches_everything(p) for p in patterns):
-        return [SettingsError(key, "a pattern matching every key needs allow_match_all: true")]
-    return []
-
-
-def matches_everything(pattern: str) -> bool:
-    return set(pattern) <= {"*"}
-
-
-def positive_int(params: Mapping[str, Any], name: str, key: str) -> list[SettingsError]:
-    value = params.get(name, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return [SettingsError(key, "must be a positive whole number")]
-    return []
 
 
 @dataclass(frozen=True)
@@ -180,6 +115,7 @@ def flush(
     header: Mapping[str, Any],
     remaining: Callable[[], float],
     dry_run: bool,
+    now: float,
 ) -> StrategyResult:
     scan = find_keys_without_ttl(client, params, remaining)
     shown = ", ".join(show_key(k) for k in scan.keys[:SHOWN_KEYS])
@@ -201,7 +137,7 @@ def flush(
         return StrategyResult.success(
             f"set a {params.ttl_seconds}s TTL on {changed} keys", expired=changed, **counts
         )
-    return _delete(client, scan.keys, backup_dir, header, counts)
+    return _delete(client, scan.keys, backup_dir, header, counts, now)
 
 
 def _refusal(scan: Scan, params: FlushParams, counts: dict[str, Any]) -> StrategyResult | None:
@@ -229,9 +165,10 @@ def _delete(
     backup_dir: Callable[[], Path],
     header: Mapping[str, Any],
     counts: Mapping[str, Any],
+    now: float,
 ) -> StrategyResult:
     entries = dump_keys(client, keys)
-    path = write_backup(backup_dir(), {**header, "keys": len(entries)}, entries)
+    path = write_backup(backup_dir(), {**header, "keys": len(entries)}, entries, now)
     outcome = delete_backed_up(client, entries)
     record_outcome(path, outcome)
     tally = {what: sum(1 for v in outcome.values() if v == what) for what in set(outcome.values())}
@@ -246,10 +183,6 @@ def _delete(
 def show_key(key: bytes) -> str:
     text = key.decode("utf-8", "backslashreplace")
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def restore(

@@ -1,4 +1,5 @@
-"""Parameters of ``reconnect`` and its optional, invasive part: ``CLIENT KILL`` of idle clients.
+"""``reconnect``'s optional, invasive part: ``CLIENT KILL`` of idle clients (its params are
+``settings.ReconnectParams``).
 
 A separate CLI process cannot reset an application's connection pool, so "reconnect" means:
 wait with backoff until the server answers again, then report. When the server is out of
@@ -9,76 +10,12 @@ applications that need them; that is opt-in and should carry ``approval: require
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.handlers.base import SettingsError, number_errors
-from recovery_cli.handlers.redis.flush import positive_int
-from recovery_cli.handlers.redis.settings import CLIENT_NAME
+from recovery_cli.handlers.redis.settings import CLIENT_NAME, ReconnectParams
 
 if TYPE_CHECKING:
     import redis
-
-PARAMS_KEY = "strategies.reconnect.params"
-KNOWN = frozenset(
-    {
-        "max_wait_seconds",
-        "initial_delay",
-        "max_delay",
-        "loading_delay",
-        "kill_idle_clients",
-        "min_idle_seconds",
-        "max_kill",
-    }
-)
-MAX_SECONDS = 3600  # a wait longer than a step's own timeout can never help
-MAX_IDLE_SECONDS = 86400 * 365
-
-
-@dataclass(frozen=True)
-class ReconnectParams:
-    max_wait_seconds: float = 2.0
-    initial_delay: float = 0.1
-    max_delay: float = 1.0
-    # A loading server answers LOADING until the dataset is in memory: poll it slowly.
-    loading_delay: float = 1.0
-    kill_idle_clients: bool = False
-    min_idle_seconds: int = 300
-    max_kill: int = 100
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> ReconnectParams:
-        defaults = cls()
-        return cls(
-            max_wait_seconds=float(params.get("max_wait_seconds", defaults.max_wait_seconds)),
-            initial_delay=float(params.get("initial_delay", defaults.initial_delay)),
-            max_delay=float(params.get("max_delay", defaults.max_delay)),
-            loading_delay=float(params.get("loading_delay", defaults.loading_delay)),
-            kill_idle_clients=bool(params.get("kill_idle_clients", False)),
-            min_idle_seconds=int(params.get("min_idle_seconds", defaults.min_idle_seconds)),
-            max_kill=int(params.get("max_kill", defaults.max_kill)),
-        )
-
-
-def validate_reconnect_params(params: Mapping[str, Any]) -> list[SettingsError]:
-    errors = [
-        SettingsError(f"{PARAMS_KEY}.{name}", "unknown parameter")
-        for name in params
-        if name not in KNOWN
-    ]
-    for name in ("max_wait_seconds", "initial_delay", "max_delay", "loading_delay"):
-        errors += number_errors(f"{PARAMS_KEY}.{name}", params.get(name, 1), 0, MAX_SECONDS)
-    if not isinstance(params.get("kill_idle_clients", False), bool):
-        errors.append(SettingsError(f"{PARAMS_KEY}.kill_idle_clients", "must be true or false"))
-    errors += positive_int(params, "max_kill", f"{PARAMS_KEY}.max_kill")
-    errors += number_errors(
-        f"{PARAMS_KEY}.min_idle_seconds",
-        params.get("min_idle_seconds", 0),
-        0,
-        MAX_IDLE_SECONDS,
-        whole=True,
-    )
-    return errors
 
 
 def idle_clients(client: redis.Redis, params: ReconnectParams) -> Sequence[Mapping[str, Any]]:

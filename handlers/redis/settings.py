@@ -1,4 +1,5 @@
-"""The Redis handler's settings, their validation, and the one way to build a client.
+"""The Redis kind's settings and strategy params (pydantic models, checked at config load
+time without I/O), and the one way to build a client.
 
 Every client the handler opens is built here with explicit timeouts, no client-side retries
 (the orchestrator's policy decides), the protocol pinned to RESP2 (redis-py 8 defaults to
@@ -7,76 +8,94 @@ RESP3, which a Redis older than 6 rejects) and no background health checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
-from recovery_cli.handlers.base import ComponentContext, SettingsError, number_errors
+from pydantic import Field, PlainValidator, ValidationInfo, field_validator
+
+from recovery_cli.handlers.settings_models import (
+    MAX_SECONDS,
+    Flag,
+    NonEmptyText,
+    Params,
+    PositiveSeconds,
+    PositiveWhole,
+    Ratio,
+    SettingsModel,
+    invalid,
+    is_text,
+    kind_validator,
+    non_empty,
+    number,
+    one_of,
+    params_key,
+    required,
+    rule,
+)
 
 if TYPE_CHECKING:
-    import redis
+    pass
 
 SCHEMES = ("redis", "rediss", "unix")
 ROLES = ("primary", "replica", "any")
 CLIENT_NAME = "recovery-cli"
 DEFAULT_TIMEOUT = 2.0
-MAX_TIMEOUT = 3600  # seconds, as for every timeout in the config
+FLUSH_MODES = ("expire", "delete")
+KEY_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+MAX_IDLE_SECONDS = 86400 * 365
+FLUSH_KEY = params_key("flush_corrupted")
+RESTORE_KEY = params_key("restore_flushed")
 
-KNOWN_SETTINGS = frozenset(
-    {
-        "url",
-        "username",
-        "password_env",
-        "connect_timeout_seconds",
-        "socket_timeout_seconds",
-        "expected_role",
-        "write_probe",
-        "write_probe_key",
-        "memory_warn_ratio",
-        "clients_warn_ratio",
-        "tls_ca_file",
-        "tls_cert_file",
-        "tls_key_file",
-        "tls_verify",
-    }
-)
+# absent: None; given, a non-empty string (null is refused, as it always was)
+OptionalText = Annotated[str | None, non_empty()]
+FilePath = Annotated[
+    str | None, rule(lambda v: v is None or isinstance(v, str), "must be a file path")
+]
 
 
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str
-    username: str | None = None
-    connect_timeout: float = DEFAULT_TIMEOUT
-    socket_timeout: float = DEFAULT_TIMEOUT
-    expected_role: str = "primary"
-    write_probe: bool = False
-    write_probe_key: str = "__recovery:probe"
-    memory_warn_ratio: float = 0.9
-    clients_warn_ratio: float = 0.9
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    tls_verify: bool = True
+def _url(value: Any) -> str:
+    problem = _url_problem(value)
+    if problem is not None:
+        raise invalid(problem)
+    return str(value)
 
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> RedisSettings:
-        """Assumes ``validate_settings`` found no problem (the core checks at load time)."""
-        return cls(
-            url=str(settings["url"]),
-            username=settings.get("username"),
-            connect_timeout=float(settings.get("connect_timeout_seconds", DEFAULT_TIMEOUT)),
-            socket_timeout=float(settings.get("socket_timeout_seconds", DEFAULT_TIMEOUT)),
-            expected_role=str(settings.get("expected_role", "primary")),
-            write_probe=bool(settings.get("write_probe", False)),
-            write_probe_key=str(settings.get("write_probe_key", "__recovery:probe")),
-            memory_warn_ratio=float(settings.get("memory_warn_ratio", 0.9)),
-            clients_warn_ratio=float(settings.get("clients_warn_ratio", 0.9)),
-            tls_ca_file=settings.get("tls_ca_file"),
-            tls_cert_file=settings.get("tls_cert_file"),
-            tls_key_file=settings.get("tls_key_file"),
-            tls_verify=bool(settings.get("tls_verify", True)),
-        )
+
+def _url_problem(url: object) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "required: redis://host:port/db, rediss://… or unix:///path"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.scheme not in SCHEMES:
+        return f"scheme must be one of {', '.join(SCHEMES)}"
+    if parts.password:
+        return "URL carries a password; use settings.password_env"
+    if parts.scheme == "unix" and not parts.path:
+        return "a unix URL needs the socket path: unix:///run/redis.sock"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "the URL needs a host"
+    return "port must be positive" if port is not None and port <= 0 else None
+
+
+class RedisSettings(SettingsModel):
+    unknown_key = "unknown setting for kind redis"
+
+    url: Annotated[str, PlainValidator(_url)] = required()
+    username: OptionalText = None
+    password_env: OptionalText = None
+    connect_timeout: PositiveSeconds = Field(DEFAULT_TIMEOUT, alias="connect_timeout_seconds")
+    socket_timeout: PositiveSeconds = Field(DEFAULT_TIMEOUT, alias="socket_timeout_seconds")
+    expected_role: Annotated[str, one_of(ROLES)] = "primary"
+    write_probe: Flag = False
+    write_probe_key: NonEmptyText = "__recovery:probe"
+    memory_warn_ratio: Ratio = 0.9
+    clients_warn_ratio: Ratio = 0.9
+    tls_ca_file: OptionalText = None
+    tls_cert_file: FilePath = None
+    tls_key_file: FilePath = None
+    tls_verify: Flag = True
 
     @property
     def scheme(self) -> str:
@@ -91,98 +110,70 @@ class RedisSettings:
         return f"{parts.hostname}:{parts.port or 6379}"
 
 
-def validate_settings(settings: Mapping[str, Any]) -> list[SettingsError]:
-    errors = [
-        SettingsError(f"settings.{key}", "unknown setting for kind redis")
-        for key in settings
-        if key not in KNOWN_SETTINGS
-    ]
-    errors += _url_errors(settings.get("url"))
-    for key in ("connect_timeout_seconds", "socket_timeout_seconds"):
-        errors += _positive(settings, key)
-    for key in ("memory_warn_ratio", "clients_warn_ratio"):
-        errors += _ratio(settings, key)
-    for key in ("write_probe", "tls_verify"):
-        if key in settings and not isinstance(settings[key], bool):
-            errors.append(SettingsError(f"settings.{key}", "must be true or false"))
-    if settings.get("expected_role", "primary") not in ROLES:
-        errors.append(SettingsError("settings.expected_role", f"must be one of {', '.join(ROLES)}"))
-    for key in ("username", "password_env", "write_probe_key", "tls_ca_file"):
-        if key in settings and not (isinstance(settings[key], str) and settings[key]):
-            errors.append(SettingsError(f"settings.{key}", "must be a non-empty string"))
-    return errors
+def matches_everything(pattern: str) -> bool:
+    return set(pattern) <= {"*"}
 
 
-def _url_errors(url: object) -> list[SettingsError]:
-    if not isinstance(url, str) or not url:
-        return [
-            SettingsError(
-                "settings.url", "required: redis://host:port/db, rediss://… or unix:///path"
+class FlushParams(Params):
+    # only ``true`` itself allows it (any other value never did); read by ``patterns``
+    allow_match_all: Annotated[bool, PlainValidator(lambda v: v is True)] = False
+    patterns: tuple[str, ...] = required()
+    mode: Annotated[str, one_of(FLUSH_MODES)] = "expire"
+    ttl_seconds: PositiveWhole = 3600
+    max_keys: PositiveWhole = 10000
+    scan_count: PositiveWhole = 1000
+    key_type: Annotated[str, one_of(KEY_TYPES)] | None = Field(None, alias="type")
+
+    @field_validator("patterns", mode="plain")
+    @classmethod
+    def _patterns(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise invalid(
+                "required: a list of key patterns, e.g. ['cache:*'] (there is no default)"
             )
+        if not all(map(is_text, value)):
+            raise invalid("every pattern must be a non-empty string")
+        if not info.data.get("allow_match_all") and any(map(matches_everything, value)):
+            raise invalid("a pattern matching every key needs allow_match_all: true")
+        return tuple(value)
+
+
+Wait = Annotated[float, number(0, MAX_SECONDS)]  # longer than a step's own timeout never helps
+
+
+class ReconnectParams(Params):
+    max_wait_seconds: Wait = 2.0
+    initial_delay: Wait = 0.1
+    max_delay: Wait = 1.0
+    # A loading server answers LOADING until the dataset is in memory: poll it slowly.
+    loading_delay: Wait = 1.0
+    kill_idle_clients: Flag = False
+    min_idle_seconds: Annotated[int, number(0, MAX_IDLE_SECONDS, whole=True)] = 300
+    max_kill: PositiveWhole = 100
+
+
+def _is_backup_name(value: object) -> bool:
+    return isinstance(value, str) and "/" not in value and not value.startswith(".")
+
+
+class RestoreParams(Params):
+    # absent or empty: the newest backup
+    backup: (
+        Annotated[
+            str, rule(_is_backup_name, "must be a backup file name (flush-….jsonl), not a path")
         ]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return [SettingsError("settings.url", f"not a valid URL: {exc}")]
-    if parts.scheme not in SCHEMES:
-        return [SettingsError("settings.url", f"scheme must be one of {', '.join(SCHEMES)}")]
-    if parts.password:
-        return [SettingsError("settings.url", "URL carries a password; use settings.password_env")]
-    if parts.scheme == "unix" and not parts.path:
-        return [
-            SettingsError(
-                "settings.url", "a unix URL needs the socket path: unix:///run/redis.sock"
-            )
-        ]
-    if parts.scheme != "unix" and not parts.hostname:
-        return [SettingsError("settings.url", "the URL needs a host")]
-    return (
-        [] if port is None or port > 0 else [SettingsError("settings.url", "port must be positive")]
-    )
+        | None
+    ) = None
+    replace_existing: Flag = False
 
 
-def _positive(settings: Mapping[str, Any], key: str) -> list[SettingsError]:
-    value = settings.get(key, DEFAULT_TIMEOUT)
-    return number_errors(f"settings.{key}", value, 0, MAX_TIMEOUT, above=True)
+PARAMS: dict[str, type[SettingsModel]] = {
+    "reconnect": ReconnectParams,
+    "flush_corrupted": FlushParams,
+    "restore_flushed": RestoreParams,
+    "restart_container": Params,
+}
 
 
-def _ratio(settings: Mapping[str, Any], key: str) -> list[SettingsError]:
-    return number_errors(f"settings.{key}", settings.get(key, 0.5), 0, 1, above=True)
-
-
-def make_client(
-    settings: RedisSettings, context: ComponentContext, timeout: float | None = None
-) -> redis.Redis:
-    """A client with its own pool (connected lazily); ``timeout`` caps both socket timeouts."""
-    import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    cap = timeout if timeout is not None else max(settings.connect_timeout, settings.socket_timeout)
-    kwargs: dict[str, Any] = {
-        "socket_connect_timeout": min(settings.connect_timeout, cap),
-        "socket_timeout": min(settings.socket_timeout, cap),
-        "retry": Retry(NoBackoff(), 0),
-        "protocol": 2,
-        "health_check_interval": 0,
-        "client_name": CLIENT_NAME,
-        "password": context.secret("password_env"),
-        "username": settings.username,
-    }
-    if settings.scheme == "rediss":
-        kwargs |= _tls_kwargs(settings)
-    return redis_lib.Redis.from_url(settings.url, **kwargs)
-
-
-def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
-    tls: dict[str, Any] = {"ssl_cert_reqs": "required" if settings.tls_verify else "none"}
-    if settings.tls_ca_file:
-        tls["ssl_ca_certs"] = settings.tls_ca_file
-    if settings.tls_cert_file:
-        tls["ssl_certfile"] = settings.tls_cert_file
-    if settings.tls_key_file:
-        tls["ssl_keyfile"] = settings.tls_key_file
-    if not settings.tls_verify:
-        tls["ssl_check_hostname"] = False
-    return tls
+# every problem with a component's settings and its strategies' params
+validate = kind_validator(RedisSettings, PARAMS)

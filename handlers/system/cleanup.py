@@ -18,10 +18,8 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 LOCK_PATTERNS = ("*.lock", "*.pid")
@@ -213,11 +211,11 @@ def clean(
     *,
     dry_run: bool,
     deadline: float,
-    now: float | None = None,
+    now: float,
 ) -> CleanupReport:
     """Remove (or quarantine, or with ``dry_run`` only list) matching files under ``roots``."""
     report = CleanupReport(dry_run=dry_run)
-    walk = _Walk(rules, report, busy_inodes(), deadline, time.time() if now is None else now)
+    walk = _Walk(rules, report, busy_inodes(), deadline, now)
     if rules.quarantine_dir and not dry_run:
         try:
             walk.quarantine_fd = _open_quarantine(rules.quarantine_dir)
@@ -373,18 +371,3 @@ def _remove(walk: _Walk, dir_fd: int, name: str) -> None:
     target = f"{int(walk.now)}-{os.getpid()}-{walk.counter}-{name}"
     # rename(2) never crosses filesystems (EXDEV): a quarantine elsewhere skips the file.
     os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=walk.quarantine_fd)
-
-
-SEED_PATTERNS = ("*.tmp", "*.temp", "*.lock", "*.pid", "*~", "*.bak", "*.old", "core.*")
-
-
-def rules_from_params(params: Mapping[str, Any]) -> CleanupRules:
-    """A ``disk_cleanup`` step's params as rules (the seed patterns when none are given)."""
-    return CleanupRules(
-        patterns=tuple(params.get("patterns") or SEED_PATTERNS),
-        min_age_seconds=float(params.get("min_age_seconds", 3600)),
-        max_bytes=int(params.get("max_bytes", 1024**3)),
-        lock_min_age_seconds=float(params.get("lock_min_age_seconds", 3600)),
-        max_depth=int(params.get("max_depth", 32)),
-        quarantine_dir=params.get("quarantine_dir"),
-    )

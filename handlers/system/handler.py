@@ -8,22 +8,21 @@ it cannot make a process release memory or descriptors it still uses.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
+    ComponentContext,
     Health,
+    KindSpec,
     ProbeResult,
-    SettingsError,
-    Strategy,
 )
 from recovery_cli.handlers.system import procs as system_procs
-from recovery_cli.handlers.system import settings as system_settings
-from recovery_cli.handlers.system.procs import ProcessSpec
+from recovery_cli.handlers.system.kind import KIND
+from recovery_cli.handlers.system.settings import ProcessSpec, SystemSettings
 from recovery_cli.handlers.util import trim
 
 # When several problems show at once, the failure type is the first of these found.
@@ -46,24 +45,17 @@ class Finding:
 
 class SystemHandler(BaseHandler):
     kind: ClassVar[str] = "system"
+    spec: ClassVar[KindSpec] = KIND
 
-    @classmethod
-    def validate_config(
-        cls, settings: Mapping[str, Any], strategy_params: Mapping[str, Mapping[str, Any]]
-    ) -> list[SettingsError]:
-        return system_settings.validate(settings, strategy_params)
+    def __init__(self, context: ComponentContext) -> None:
+        super().__init__(context)
+        self.settings = SystemSettings.model_validate(context.settings)
 
     # ------------------------------------------------------------------ settings
 
-    def _section(self, name: str) -> Mapping[str, Any]:
-        value = self.context.settings.get(name) or {}
-        return value if isinstance(value, Mapping) else {}
-
     @property
     def processes(self) -> list[ProcessSpec]:
-        return [
-            ProcessSpec.from_settings(raw) for raw in self.context.settings.get("processes") or []
-        ]
+        return list(self.settings.processes)
 
     @property
     def own_dir(self) -> Path:
@@ -91,9 +83,9 @@ class SystemHandler(BaseHandler):
     def _disk(self, metrics: dict[str, float]) -> list[Finding]:
         import psutil
 
-        disk = self._section("disk")
+        disk = self.settings.disk
         findings = []
-        for path in disk.get("paths", ["/"]):
+        for path in disk.paths:
             try:
                 usage = psutil.disk_usage(path)
             except OSError as exc:
@@ -105,7 +97,7 @@ class SystemHandler(BaseHandler):
                 continue
             metrics[f"disk_used_percent:{path}"] = usage.percent
             metrics[f"disk_free_bytes:{path}"] = float(usage.free)
-            limit, floor = disk.get("max_used_percent", 90), disk.get("min_free_bytes", 0)
+            limit, floor = disk.max_used_percent, disk.min_free_bytes
             if usage.percent > limit or usage.free < floor:
                 text = (
                     f"{path} {usage.percent:.1f}% used, {usage.free / GIB:.2f} GiB free "
@@ -117,12 +109,12 @@ class SystemHandler(BaseHandler):
     def _memory(self, metrics: dict[str, float]) -> list[Finding]:
         import psutil
 
-        memory = self._section("memory")
+        memory = self.settings.memory
         vm = psutil.virtual_memory()
         available_percent = 100.0 * vm.available / vm.total
         metrics["memory_available_bytes"] = float(vm.available)
         metrics["memory_available_percent"] = round(available_percent, 2)
-        limit, floor = memory.get("min_available_percent", 10), memory.get("min_available_bytes", 0)
+        limit, floor = memory.min_available_percent, memory.min_available_bytes
         if available_percent < limit or vm.available < floor:
             text = (
                 f"{available_percent:.1f}% ({vm.available / GIB:.2f} GiB) available "
@@ -132,7 +124,7 @@ class SystemHandler(BaseHandler):
         return []
 
     def _file_handles(self, metrics: dict[str, float]) -> list[Finding]:
-        section = self._section("file_handles")
+        section = self.settings.file_handles
         findings = []
         system = system_procs.system_file_handles()
         if system is not None:
@@ -140,7 +132,7 @@ class SystemHandler(BaseHandler):
             percent = 100.0 * allocated / maximum if maximum else 0.0
             metrics["file_handles_allocated"] = float(allocated)
             metrics["file_handles_used_percent"] = round(percent, 3)
-            if percent > section.get("max_used_percent", 90):
+            if percent > section.max_used_percent:
                 findings.append(
                     Finding(
                         "fd_exhaustion",
@@ -148,7 +140,7 @@ class SystemHandler(BaseHandler):
                         f"system-wide {allocated}/{maximum} handles",
                     )
                 )
-        findings += self._process_fds(metrics, section.get("max_process_used_percent", 90))
+        findings += self._process_fds(metrics, section.max_process_used_percent)
         return findings
 
     def _process_fds(self, metrics: dict[str, float], limit: float) -> list[Finding]:
@@ -184,7 +176,7 @@ class SystemHandler(BaseHandler):
         held = system_procs.deleted_open_files(deadline)
         total = sum(item.size for item in held)
         metrics["deleted_open_bytes"] = float(total)
-        limit = self._section("deleted_open_files").get("max_bytes")
+        limit = self.settings.deleted_open_files.max_bytes
         if limit is not None and total > limit:
             biggest = max(held, key=lambda item: item.size)
             text = (
@@ -195,16 +187,6 @@ class SystemHandler(BaseHandler):
         return []
 
     # ------------------------------------------------------------------ strategies
-
-    def strategies(self) -> Mapping[str, Strategy]:
-        from recovery_cli.handlers.system import strategies as s
-
-        return {
-            "disk_cleanup": lambda ctx: s.disk_cleanup(self, ctx),
-            "memory_gc": lambda ctx: s.memory_gc(self, ctx),
-            "file_handle_cleanup": lambda ctx: s.file_handle_cleanup(self, ctx),
-            "process_restart": lambda ctx: s.process_restart(self, ctx),
-        }
 
     def preflight(self, strategy: str) -> list[Check]:
         from recovery_cli.handlers.system import strategies as s

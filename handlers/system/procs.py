@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recovery_cli.handlers.system.settings import ProcessSpec as ProcessSpec
 from recovery_cli.handlers.util import private_dir
 
 if TYPE_CHECKING:
@@ -32,36 +33,6 @@ LAUNCHER = (
     "print(p.pid,flush=True)\n"
     "os._exit(0)\n"
 )
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """One ``settings.processes`` entry."""
-
-    name: str
-    pidfile: str | None = None
-    process_name: str | None = None
-    cmdline_pattern: str | None = None
-    restart: str = "respawn"  # respawn | service
-    reclaim_signal: str | None = None
-    reclaim_command: tuple[str, ...] | None = None
-    grace_seconds: float = 10.0
-    manage_pidfile: bool = False  # write the respawned PID into ``pidfile`` ourselves
-
-    @classmethod
-    def from_settings(cls, raw: Mapping[str, Any]) -> ProcessSpec:
-        command = raw.get("reclaim_command")
-        return cls(
-            name=str(raw["name"]),
-            pidfile=raw.get("pidfile"),
-            process_name=raw.get("process_name"),
-            cmdline_pattern=raw.get("cmdline_pattern"),
-            restart=str(raw.get("restart", "respawn")),
-            reclaim_signal=raw.get("reclaim_signal"),
-            reclaim_command=tuple(command) if command else None,
-            grace_seconds=float(raw.get("grace_seconds", 10.0)),
-            manage_pidfile=bool(raw.get("manage_pidfile", False)),
-        )
 
 
 def find(spec: ProcessSpec) -> list[psutil.Process]:

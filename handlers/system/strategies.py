@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import Check, StrategyContext, StrategyResult
+from recovery_cli.handlers.settings_models import step_params
 from recovery_cli.handlers.system import cleanup
 from recovery_cli.handlers.system import procs as system_procs
 from recovery_cli.handlers.system.procs import ProcessSpec
+from recovery_cli.handlers.system.settings import (
+    DiskCleanupParams,
+    FileHandleCleanupParams,
+    MemoryGcParams,
+    ProcessRestartParams,
+)
 from recovery_cli.handlers.util import private_dir, run_command, trim
 
 if TYPE_CHECKING:
     from recovery_cli.handlers.system.handler import SystemHandler
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
-DEFAULT_ROOTS = ("/tmp", "/var/tmp")
 LISTED_IN_DETAIL = 20
 
 
@@ -25,10 +32,17 @@ LISTED_IN_DETAIL = 20
 
 
 def disk_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
-    roots = [str(r) for r in ctx.params.get("roots") or DEFAULT_ROOTS]
+    params = step_params(DiskCleanupParams, "disk_cleanup", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
+    roots = list(params.roots)
     deadline = time.monotonic() + ctx.remaining()
     report = cleanup.clean(
-        roots, cleanup.rules_from_params(ctx.params), dry_run=ctx.dry_run, deadline=deadline
+        roots,
+        params.rules(),
+        dry_run=ctx.dry_run,
+        deadline=deadline,
+        now=handler.context.now(),
     )
     data: dict[str, Any] = report.as_data()
     if report.refused and len(report.refused) >= len(roots):
@@ -46,9 +60,9 @@ def disk_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult
 
 
 def preflight_cleanup(handler: SystemHandler) -> list[Check]:
-    params = handler.context.params_for("disk_cleanup")
+    params = DiskCleanupParams.model_validate(handler.context.params_for("disk_cleanup"))
     checks = []
-    for root in params.get("roots") or DEFAULT_ROOTS:
+    for root in params.roots:
         try:
             fd = cleanup.open_root(str(root))
         except cleanup.UnsafeRoot as exc:
@@ -80,13 +94,16 @@ def _proc_check() -> Check:
 def memory_gc(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
     import psutil
 
+    params = step_params(MemoryGcParams, "memory_gc", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
     before = psutil.virtual_memory().available
     actions = [
         _reclaim(spec, ctx)
         for spec in handler.processes
         if spec.reclaim_signal or spec.reclaim_command
     ]
-    if ctx.params.get("drop_page_cache"):
+    if params.drop_page_cache:
         actions.append(_drop_page_cache(ctx.dry_run))
     if not actions:
         return StrategyResult.failure(
@@ -94,7 +111,7 @@ def memory_gc(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
             "no process has a reclaim signal or command, and drop_page_cache is off",
         )
     if not ctx.dry_run:
-        time.sleep(min(float(ctx.params.get("settle_seconds", 1.0)), ctx.remaining()))
+        time.sleep(min(params.settle_seconds, ctx.remaining()))
     after = psutil.virtual_memory().available
     detail = f"{'; '.join(actions)}; available {before} B -> {after} B"
     return StrategyResult.success(
@@ -142,7 +159,7 @@ def preflight_memory(handler: SystemHandler) -> list[Check]:
         for spec in handler.processes
         if spec.reclaim_signal or spec.reclaim_command
     ]
-    if handler.context.params_for("memory_gc").get("drop_page_cache"):
+    if MemoryGcParams.model_validate(handler.context.params_for("memory_gc")).drop_page_cache:
         ok = os.geteuid() == 0 and os.access(DROP_CACHES, os.W_OK)
         checks.append(
             Check(
@@ -167,16 +184,21 @@ def _process_check(spec: ProcessSpec) -> Check:
 
 def file_handle_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
     deadline = time.monotonic() + min(5.0, ctx.remaining() / 2)
-    holders = system_procs.top_fd_holders(int(ctx.params.get("top", 5)), deadline)
+    params = step_params(FileHandleCleanupParams, "file_handle_cleanup", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
+    holders = system_procs.top_fd_holders(params.top, deadline)
     data: dict[str, Any] = {"top_holders": [{"pid": p, "name": n, "fds": c} for p, n, c in holders]}
     notes = []
-    if ctx.params.get("raise_soft_limit", True):
+    if params.raise_soft_limit:
         data["raised"] = raised = [
-            _raise_limit(p, ctx) for spec in handler.processes for p in system_procs.find(spec)
+            _raise_limit(p, params.target_soft_limit, ctx.dry_run)
+            for spec in handler.processes
+            for p in system_procs.find(spec)
         ]
         notes += [r["note"] for r in raised]
-    if ctx.params.get("truncate_deleted"):
-        truncated = _truncate_deleted(handler, ctx)
+    if params.truncate_deleted:
+        truncated = _truncate_deleted(handler, params.truncate_paths, ctx)
         data["truncated"] = truncated
         verb = "would truncate" if ctx.dry_run else "truncated"
         notes.append(f"{verb} {len(truncated)} deleted-but-open files")
@@ -186,12 +208,12 @@ def file_handle_cleanup(handler: SystemHandler, ctx: StrategyContext) -> Strateg
     )
 
 
-def _raise_limit(proc: Any, ctx: StrategyContext) -> dict[str, Any]:
+def _raise_limit(proc: Any, target_soft_limit: int | None, dry_run: bool) -> dict[str, Any]:
     import psutil
 
     try:
         soft, hard = proc.rlimit(psutil.RLIMIT_NOFILE)
-        target = int(ctx.params.get("target_soft_limit") or hard)
+        target = target_soft_limit or hard
         new = hard if hard != psutil.RLIM_INFINITY and target > hard else target
         if new <= soft:
             return {
@@ -199,9 +221,9 @@ def _raise_limit(proc: Any, ctx: StrategyContext) -> dict[str, Any]:
                 "soft": soft,
                 "note": f"pid {proc.pid}: soft limit {soft} already at target",
             }
-        if not ctx.dry_run:
+        if not dry_run:
             proc.rlimit(psutil.RLIMIT_NOFILE, (new, hard))  # prlimit(2) on another process
-        verb = "would raise" if ctx.dry_run else "raised"
+        verb = "would raise" if dry_run else "raised"
         return {
             "pid": proc.pid,
             "soft": soft,
@@ -215,10 +237,12 @@ def _raise_limit(proc: Any, ctx: StrategyContext) -> dict[str, Any]:
         }
 
 
-def _truncate_deleted(handler: SystemHandler, ctx: StrategyContext) -> list[dict[str, Any]]:
+def _truncate_deleted(
+    handler: SystemHandler, paths: Sequence[str], ctx: StrategyContext
+) -> list[dict[str, Any]]:
     """Only files of the configured processes, only under ``truncate_paths``: truncating a
     database's deleted temp file would corrupt it."""
-    prefixes = tuple(str(p).rstrip("/") + "/" for p in ctx.params.get("truncate_paths") or [])
+    prefixes = tuple(p.rstrip("/") + "/" for p in paths)
     pids = [p.pid for spec in handler.processes for p in system_procs.find(spec)]
     if not prefixes or not pids:
         return []
@@ -256,11 +280,13 @@ def preflight_file_handles(handler: SystemHandler) -> list[Check]:
 
 
 def process_restart(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
-    only_down = ctx.params.get("only_down", True)
-    targets = [s for s in handler.processes if not (only_down and system_procs.find(s))]
+    params = step_params(ProcessRestartParams, "process_restart", ctx.params)
+    if isinstance(params, StrategyResult):
+        return params
+    targets = [s for s in handler.processes if not (params.only_down and system_procs.find(s))]
     if not targets:
         return StrategyResult.success("every configured process is running; nothing restarted")
-    results = [_restart_one(handler, spec, ctx) for spec in targets]
+    results = [_restart_one(handler, spec, ctx, params.ready_timeout_seconds) for spec in targets]
     data: dict[str, Any] = {"restarted": [dict(r.data) for r in results]}
     detail = "; ".join(r.detail for r in results)
     failed = [r for r in results if not r.ok]
@@ -269,7 +295,9 @@ def process_restart(handler: SystemHandler, ctx: StrategyContext) -> StrategyRes
     return StrategyResult.success(detail, **data)
 
 
-def _restart_one(handler: SystemHandler, spec: ProcessSpec, ctx: StrategyContext) -> StrategyResult:
+def _restart_one(
+    handler: SystemHandler, spec: ProcessSpec, ctx: StrategyContext, ready_timeout: float
+) -> StrategyResult:
     if spec.restart == "service":
         if ctx.service is None:
             return StrategyResult.failure(
@@ -294,11 +322,15 @@ def _restart_one(handler: SystemHandler, spec: ProcessSpec, ctx: StrategyContext
             f"{spec.name}: would stop pid {identity['pid']} if still running and respawn {argv}",
             name=spec.name,
         )
-    return _respawn(handler, spec, identity, ctx)
+    return _respawn(handler, spec, identity, ctx, ready_timeout)
 
 
 def _respawn(
-    handler: SystemHandler, spec: ProcessSpec, identity: dict[str, Any], ctx: StrategyContext
+    handler: SystemHandler,
+    spec: ProcessSpec,
+    identity: dict[str, Any],
+    ctx: StrategyContext,
+    ready_timeout: float,
 ) -> StrategyResult:
     old = system_procs.still_same(identity)
     stopped = (
@@ -315,7 +347,7 @@ def _respawn(
     if spec.manage_pidfile and spec.pidfile:
         _write_pidfile(spec.pidfile, pid)
     data = {"name": spec.name, "old_pid": identity["pid"], "new_pid": pid, "old": stopped}
-    if _wait_found(spec, ctx):
+    if _wait_found(spec, ctx, ready_timeout):
         return StrategyResult.success(
             f"{spec.name}: old pid {identity['pid']} {stopped}; respawned as pid {pid}", **data
         )
@@ -331,10 +363,8 @@ def _write_pidfile(pidfile: str, pid: int) -> None:
     os.replace(tmp, pidfile)
 
 
-def _wait_found(spec: ProcessSpec, ctx: StrategyContext) -> bool:
-    deadline = time.monotonic() + min(
-        float(ctx.params.get("ready_timeout_seconds", 10)), ctx.remaining()
-    )
+def _wait_found(spec: ProcessSpec, ctx: StrategyContext, ready_timeout: float) -> bool:
+    deadline = time.monotonic() + min(ready_timeout, ctx.remaining())
     while True:
         if system_procs.find(spec):
             return True

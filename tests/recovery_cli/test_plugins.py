@@ -29,34 +29,45 @@ packages = ["recovery_cli_flagfile"]
 """
 
 INIT = """\
-from recovery_cli.registry import KindSpec
+from recovery_cli.handlers.base import KindSpec
 
 KIND = KindSpec(
-    "recovery_cli_flagfile.handler:FlagHandler", ("create_flag",), "a flag file that must exist"
+    description="a flag file that must exist",
+    handler="recovery_cli_flagfile.handler:FlagHandler",
+    settings=None,
+    strategies=("create_flag",),
+    strategy_module="recovery_cli_flagfile.strategies",
 )
 """
 
 HANDLER = """\
 from pathlib import Path
 
-from recovery_cli.handlers.base import BaseHandler, ProbeResult, StrategyResult
+from recovery_cli.handlers.base import BaseHandler, ProbeResult
+
+from recovery_cli_flagfile import KIND
 
 
 class FlagHandler(BaseHandler):
     kind = "flagfile"
+    spec = KIND
 
     def probe(self):
         path = Path(self.context.settings["path"])
         if path.exists():
             return ProbeResult.ok(f"{path} is there")
         return ProbeResult.down("flag_missing", f"{path} is missing")
+"""
 
-    def strategies(self):
-        return {"create_flag": self.create_flag}
+STRATEGIES = """\
+from pathlib import Path
 
-    def create_flag(self, ctx):
-        Path(self.context.settings["path"]).touch()
-        return StrategyResult.success("flag created")
+from recovery_cli.handlers.base import StrategyResult
+
+
+def create_flag(handler, ctx):
+    Path(handler.context.settings["path"]).touch()
+    return StrategyResult.success("flag created")
 """
 
 
@@ -69,6 +80,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent(INIT))
     (package / "handler.py").write_text(textwrap.dedent(HANDLER))
+    (package / "strategies.py").write_text(STRATEGIES)
     target = tmp_path_factory.mktemp("plugin-site")
     subprocess.run(
         [

@@ -23,7 +23,7 @@ from recovery_cli.service import (
 )
 from tests.support.fake_docker import FakeContainer, FakeEngine
 
-FAKE_SYSTEMCTL_DIR = Path(__file__).parent / "support" / "fake_systemctl"
+FAKE_SYSTEMCTL_DIR = Path(__file__).parents[1] / "support" / "fake_systemctl"
 
 # A tiny init script: "restart" kills the recorded daemon and spawns a new one, detached
 # (the launcher exits at once, so the daemon is reparented and never left a zombie).

@@ -24,6 +24,7 @@ import pytest
 from recovery_cli.handlers.base import ComponentContext, StrategyContext, StrategyResult
 from recovery_cli.handlers.chromadb import probe as chromadb_probe
 from recovery_cli.handlers.chromadb.handler import ChromaHandler
+from recovery_cli.handlers.chromadb.settings import validate as validate_chromadb
 from tests.support.chroma_server import (
     RECORDS,
     ChromaServer,
@@ -226,6 +227,17 @@ def test_healthy_server_probes_healthy_with_counts(env: Env) -> None:
     result = env.handler.probe()
     assert result.healthy, result.detail
     assert result.metrics["records"] == RECORDS
+
+
+def test_one_collection_is_probed_alone_when_the_probe_of_all_died(env: Env) -> None:
+    """The fallback after a crashed or hung deep probe: each collection in a probe of its own
+    (the handler's settings copied with that one collection)."""
+    from recovery_cli.handlers.chromadb.strategies import _probe_alone
+
+    env.server.start()
+    alone = _probe_alone(env.handler, "docs", time.monotonic() + 20)
+    assert (alone.name, alone.failure_type, alone.count) == ("docs", None, RECORDS)
+    assert env.handler.settings.collections == ("docs",)  # the handler's own are untouched
 
 
 def test_index_rebuild_replays_the_retained_wal_without_a_snapshot(
@@ -433,7 +445,7 @@ def test_other_chromadb_version_than_expected_is_degraded(env: Env, tmp_path: Pa
 
 
 def test_validate_config_names_each_bad_key() -> None:
-    errors = ChromaHandler.validate_config(
+    errors = validate_chromadb(
         {"url": "ftp://x", "collections": ["ab"], "probe_k": 0, "colour": 1},
         {"index_rebuild": {"paths": ["magic"]}, "snapshot": {"keep": 0}},
     )

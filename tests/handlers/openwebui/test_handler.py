@@ -20,6 +20,7 @@ import pytest
 
 from recovery_cli.handlers.base import ComponentContext, Health, StrategyContext, StrategyResult
 from recovery_cli.handlers.openwebui.handler import OpenWebUIHandler
+from recovery_cli.handlers.openwebui.settings import validate as validate_openwebui
 from tests.support.model_stub import ModelStub
 from tests.support.net import free_port
 from tests.support.openwebui_server import (
@@ -377,7 +378,7 @@ def test_restore_without_baseline_has_nothing_to_do(with_key: OpenWebUIHandler) 
 
 
 def test_validate_config_names_each_bad_key() -> None:
-    errors = OpenWebUIHandler.validate_config(
+    errors = validate_openwebui(
         {"url": "127.0.0.1:8080", "required_models": "llama", "chat_smoke_test": "yes"},
         {
             "graceful_degradation": {"banner_type": "loud"},
@@ -393,7 +394,7 @@ def test_validate_config_names_each_bad_key() -> None:
         "strategies.model_failover.params.fallback_model",
         "strategies.token_refresh.params.max_signins_per_window",
     ]
-    assert OpenWebUIHandler.validate_config({"url": "http://127.0.0.1:1"}, {}) == []
+    assert validate_openwebui({"url": "http://127.0.0.1:1"}, {}) == []
 
 
 def test_preflight_reports_missing_credentials(

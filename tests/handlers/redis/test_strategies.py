@@ -13,9 +13,12 @@ import redis
 
 from recovery_cli.config import ServiceConfig
 from recovery_cli.handlers.base import Health
+from recovery_cli.handlers.redis import strategies
 from recovery_cli.handlers.redis.backup import list_backups, read_backup
-from recovery_cli.handlers.redis.flush import FlushParams, flush
+from recovery_cli.handlers.redis.flush import flush
 from recovery_cli.handlers.redis.handler import RedisHandler
+from recovery_cli.handlers.redis.settings import FlushParams
+from recovery_cli.handlers.redis.settings import validate as validate_redis
 from recovery_cli.service import build_service
 from tests.support.net import free_port
 from tests.support.redis_server import (
@@ -59,16 +62,17 @@ def test_flush_backs_up_deletes_keeps_a_changed_key_and_restore_undoes_it(
 
     def app_writes_during_the_flush() -> Path:  # runs after the DUMPs, before the deletes
         admin.set("cache:changed", "new")
-        return handler._ensure_dir()
+        return handler.ensure_backup_dir()
 
     header = {"component": "redis", "redis_version": "7.0.15"}
     result = flush(
         admin,
-        FlushParams.from_mapping(FLUSH),
+        FlushParams.model_validate(FLUSH),
         app_writes_during_the_flush,
         header,
         lambda: 10.0,
         False,
+        time.time(),
     )
 
     assert result.ok, result.detail
@@ -77,7 +81,7 @@ def test_flush_backs_up_deletes_keeps_a_changed_key_and_restore_undoes_it(
     assert admin.get("session:1") == b"keep me" and admin.ttl("cache:with-ttl") > 0
     assert sorted(admin.scan_iter(match="cache:*")) == [b"cache:changed", b"cache:with-ttl"]
 
-    restored = handler.restore_flushed(strategy_context(handler, "restore_flushed"))
+    restored = strategies.restore_flushed(handler, strategy_context(handler, "restore_flushed"))
 
     assert restored.ok and restored.data["restored"] == 4, restored.detail
     for key in (b"cache:str", b"cache:hash", b"cache:list", b"cache:zset", b"session:1"):
@@ -90,7 +94,7 @@ def test_flush_strategy_writes_a_private_fsynced_backup_first(
 ) -> None:
     before = seed(admin)
     handler = flush_handler(server, tmp_path / "state")
-    result = handler.flush_corrupted(strategy_context(handler, "flush_corrupted"))
+    result = strategies.flush_corrupted(handler, strategy_context(handler, "flush_corrupted"))
     assert result.ok, result.detail
     [path] = list_backups(tmp_path / "state" / "redis")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -109,17 +113,22 @@ def test_restore_twice_keeps_what_exists_unless_told_to_replace(
 ) -> None:
     seed(admin)
     handler = flush_handler(server, tmp_path / "state")
-    assert handler.flush_corrupted(strategy_context(handler, "flush_corrupted")).ok
+    assert strategies.flush_corrupted(handler, strategy_context(handler, "flush_corrupted")).ok
     ctx = strategy_context(handler, "restore_flushed")
-    assert handler.restore_flushed(ctx).data["restored"] == 5
+    assert strategies.restore_flushed(handler, ctx).data["restored"] == 5
     admin.set("cache:str", "rewritten by the app")
-    again = handler.restore_flushed(ctx)
+    again = strategies.restore_flushed(handler, ctx)
     assert (again.data["restored"], again.data["kept_existing"]) == (0, 5)
     assert admin.get("cache:str") == b"rewritten by the app"
     forced = redis_handler(
         server.url, tmp_path / "state", params={"restore_flushed": {"replace_existing": True}}
     )
-    assert forced.restore_flushed(strategy_context(forced, "restore_flushed")).data["restored"] == 5
+    assert (
+        strategies.restore_flushed(forced, strategy_context(forced, "restore_flushed")).data[
+            "restored"
+        ]
+        == 5
+    )
     assert admin.get("cache:str") == b"\x00\xffbinary"
 
 
@@ -128,7 +137,9 @@ def test_dry_run_lists_and_changes_nothing(
 ) -> None:
     before = seed(admin)
     handler = flush_handler(server, tmp_path / "state")
-    result = handler.flush_corrupted(strategy_context(handler, "flush_corrupted", dry_run=True))
+    result = strategies.flush_corrupted(
+        handler, strategy_context(handler, "flush_corrupted", dry_run=True)
+    )
     assert result.ok and "would back up and delete 5 keys" in result.detail
     assert "cache:hash" in result.detail and "session:1" not in result.detail
     assert {k: admin.dump(k) for k in admin.scan_iter(match="*")} == before
@@ -140,7 +151,7 @@ def test_over_max_keys_changes_nothing(
 ) -> None:
     before = seed(admin)
     handler = flush_handler(server, tmp_path / "state", max_keys=3)
-    result = handler.flush_corrupted(strategy_context(handler, "flush_corrupted"))
+    result = strategies.flush_corrupted(handler, strategy_context(handler, "flush_corrupted"))
     assert (result.ok, result.failure_type) == (False, "too_many_keys")
     assert {k: admin.dump(k) for k in admin.scan_iter(match="*")} == before
 
@@ -150,7 +161,7 @@ def test_expire_mode_sets_a_ttl_only_on_keys_without_one(
 ) -> None:
     seed(admin)
     handler = flush_handler(server, tmp_path / "state", mode="expire", ttl_seconds=120)
-    result = handler.flush_corrupted(strategy_context(handler, "flush_corrupted"))
+    result = strategies.flush_corrupted(handler, strategy_context(handler, "flush_corrupted"))
     assert result.ok and result.data["expired"] == 5, result.detail
     assert 0 < admin.ttl("cache:hash") <= 120
     assert admin.ttl("cache:with-ttl") > 120  # NX: an existing TTL is left alone
@@ -159,12 +170,12 @@ def test_expire_mode_sets_a_ttl_only_on_keys_without_one(
 
 def test_a_flush_without_patterns_refuses(server: RedisServer, tmp_path: Path) -> None:
     handler = redis_handler(server.url, tmp_path / "state")
-    result = handler.flush_corrupted(strategy_context(handler, "flush_corrupted"))
+    result = strategies.flush_corrupted(handler, strategy_context(handler, "flush_corrupted"))
     assert (result.ok, result.failure_type) == (False, "invalid_params")
 
 
 def test_validate_config_rejects_unsafe_or_broken_settings() -> None:
-    errors = RedisHandler.validate_config(
+    errors = validate_redis(
         {"url": "http://x", "socket_timeout_seconds": 0, "bogus": 1},
         {
             "flush_corrupted": {"patterns": ["*"], "mode": "wipe"},
@@ -182,7 +193,7 @@ def test_validate_config_rejects_unsafe_or_broken_settings() -> None:
         "strategies.restore_flushed.params.backup",
         "strategies.reconnect.params.kill_idle_clients",
     }
-    allowed = RedisHandler.validate_config(
+    allowed = validate_redis(
         {"url": "unix:///run/redis.sock"},
         {"flush_corrupted": {"patterns": ["*"], "allow_match_all": True}},
     )
@@ -198,7 +209,7 @@ def test_reconnect_never_retries_a_wrong_password(
     admin.config_set("requirepass", "right")
     handler = redis_handler(server.url, tmp_path, {"password_env": "PW"}, environ={"PW": "wrong"})
     started = time.monotonic()
-    result = handler.reconnect(strategy_context(handler, "reconnect"))
+    result = strategies.reconnect(handler, strategy_context(handler, "reconnect"))
     assert (result.failure_type, result.retryable, result.data["tries"]) == (
         "auth_failed",
         False,
@@ -213,7 +224,7 @@ def test_reconnect_waits_with_backoff_until_the_server_is_back(tmp_path: Path) -
     starter = threading.Timer(0.6, server.start)
     starter.start()
     try:
-        result = handler.reconnect(strategy_context(handler, "reconnect"))
+        result = strategies.reconnect(handler, strategy_context(handler, "reconnect"))
     finally:
         starter.join()
         server.stop()
@@ -228,7 +239,7 @@ def test_reconnect_gives_up_within_its_window(tmp_path: Path) -> None:
         params={"reconnect": {"max_wait_seconds": 0.5}},
     )
     started = time.monotonic()
-    result = handler.reconnect(strategy_context(handler, "reconnect"))
+    result = strategies.reconnect(handler, strategy_context(handler, "reconnect"))
     assert (result.ok, result.failure_type) == (False, "connection_failed")
     assert 0.3 < time.monotonic() - started < 1.5
 
@@ -241,9 +252,11 @@ def test_reconnect_kills_idle_clients_only_when_enabled_and_not_in_dry_run(
     params = {"reconnect": {"kill_idle_clients": True, "min_idle_seconds": 0}}
     handler = redis_handler(server.url, tmp_path, params=params)
     try:
-        dry = handler.reconnect(strategy_context(handler, "reconnect", "max_clients", dry_run=True))
+        dry = strategies.reconnect(
+            handler, strategy_context(handler, "reconnect", "max_clients", dry_run=True)
+        )
         assert "would CLIENT KILL" in dry.detail and _names(admin).count("app") == 1
-        real = handler.reconnect(strategy_context(handler, "reconnect", "max_clients"))
+        real = strategies.reconnect(handler, strategy_context(handler, "reconnect", "max_clients"))
         assert real.ok and real.data["killed"] >= 1, real.detail
         assert "app" not in _names(admin)
     finally:
@@ -268,8 +281,9 @@ def test_restart_brings_a_killed_server_back_with_its_data(
     service = build_service(
         ServiceConfig(method="command", restart=server.restart_argv()), handler.probe, {}
     )
-    result = handler.restart_container(
-        strategy_context(handler, "restart_container", "connection_failed", service=service)
+    result = strategies.restart_container(
+        handler,
+        strategy_context(handler, "restart_container", "connection_failed", service=service),
     )
     assert result.ok, result.detail
     assert handler.probe().health is Health.HEALTHY
@@ -280,7 +294,7 @@ def test_restart_brings_a_killed_server_back_with_its_data(
 
 def test_restart_without_service_control_refuses(server: RedisServer, tmp_path: Path) -> None:
     handler = redis_handler(server.url, tmp_path)
-    result = handler.restart_container(strategy_context(handler, "restart_container"))
+    result = strategies.restart_container(handler, strategy_context(handler, "restart_container"))
     assert (result.ok, result.failure_type) == (False, "no_service_control")
 
 
@@ -289,10 +303,11 @@ def test_restart_after_misconf_warns_that_the_disk_needs_fixing(
 ) -> None:
     handler = redis_handler(server.url, tmp_path)
     service = build_service(ServiceConfig(method="command", restart=["true"]), handler.probe, {})
-    result = handler.restart_container(
+    result = strategies.restart_container(
+        handler,
         strategy_context(
             handler, "restart_container", "persistence_failure", dry_run=True, service=service
-        )
+        ),
     )
     assert result.ok and "Fix the disk first" in result.detail
 
@@ -304,7 +319,9 @@ def test_reconnect_waits_out_a_loading_server(tmp_path: Path) -> None:
         params = {"reconnect": {"max_wait_seconds": 30, "loading_delay": 0.5}}
         handler = redis_handler(server.url, tmp_path / "state", params=params)
         assert handler.probe().failure_type == "loading"
-        result = handler.reconnect(strategy_context(handler, "reconnect", "loading", timeout=30))
+        result = strategies.reconnect(
+            handler, strategy_context(handler, "reconnect", "loading", timeout=30)
+        )
         assert result.ok, result.detail
         assert result.data["tries"] > 1
         assert handler.probe().metrics["loading"] == 0

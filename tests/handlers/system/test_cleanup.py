@@ -33,7 +33,13 @@ def plant(path: Path, size: int = 100, age: float = OLD) -> Path:
 
 
 def run(roots: list[Path], rules: CleanupRules = RULES, dry_run: bool = False) -> CleanupReport:
-    return clean([str(r) for r in roots], rules, dry_run=dry_run, deadline=time.monotonic() + 30)
+    return clean(
+        [str(r) for r in roots],
+        rules,
+        dry_run=dry_run,
+        deadline=time.monotonic() + 30,
+        now=time.time(),
+    )
 
 
 @pytest.fixture
@@ -169,7 +175,13 @@ def test_root_under_a_directory_others_can_write_is_refused(tmp_path: Path) -> N
 
 
 def test_relative_and_slash_roots_are_refused() -> None:
-    report = clean(["/", "tmp", "/tmp/../etc"], RULES, dry_run=True, deadline=time.monotonic() + 5)
+    report = clean(
+        ["/", "tmp", "/tmp/../etc"],
+        RULES,
+        dry_run=True,
+        deadline=time.monotonic() + 5,
+        now=time.time(),
+    )
     assert set(report.refused) == {"/", "tmp", "/tmp/../etc"}
 
 

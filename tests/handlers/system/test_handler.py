@@ -17,6 +17,7 @@ import pytest
 from recovery_cli.config import ServiceConfig
 from recovery_cli.handlers.base import ComponentContext, Health, ServiceControl, StrategyContext
 from recovery_cli.handlers.system.handler import SystemHandler
+from recovery_cli.handlers.system.settings import validate as validate_system
 from recovery_cli.service import build_service
 from tests.support.daemons import RELAXED, alive, wait_for
 
@@ -24,7 +25,7 @@ from tests.support.daemons import RELAXED, alive, wait_for
 def handler_for(
     tmp_path: Path, settings: Mapping[str, Any], **params: Mapping[str, Any]
 ) -> SystemHandler:
-    errors = SystemHandler.validate_config(settings, params)
+    errors = validate_system(settings, params)
     assert errors == [], [(e.key, e.message) for e in errors]
     state = tmp_path / "state"
     state.mkdir(mode=0o700, exist_ok=True)
@@ -293,7 +294,7 @@ def test_process_restart_without_a_recorded_identity_refuses(tmp_path: Path) -> 
 
 
 def test_validate_config_reports_keys() -> None:
-    errors = SystemHandler.validate_config(
+    errors = validate_system(
         {
             "disk": {"paths": "/", "max_used_percent": -1},
             "processes": [{"name": "a", "reclaim_signal": "SIGNOPE"}],

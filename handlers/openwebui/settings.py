@@ -1,0 +1,100 @@
+"""The ``settings`` and strategy ``params`` of a ``kind: openwebui`` component: pydantic
+models, checked at config load time (cheap, no I/O).
+
+Keys the models do not know are ignored here, not refused: this kind never refused them,
+so a config that loaded before still loads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, PlainValidator
+
+from recovery_cli.handlers.settings_models import (
+    NULL_IS_DEFAULT,
+    Flag,
+    SettingsModel,
+    invalid,
+    kind_validator,
+    non_empty,
+    number,
+    one_of,
+    required,
+    rule,
+    text_list,
+)
+
+BANNER_TYPES = ("info", "success", "warning", "error")
+MAX_SIGNINS_CAP = 15  # the server allows 15 sign-ins per email in 3 minutes
+DEFAULT_MAX_SIGNINS = 5  # ours: a third of that, so a person can still sign in
+DEFAULT_BANNER_TITLE = "Degraded service"
+DEFAULT_BANNER = "Chat is degraded: a model backend is unavailable. The team is on it."
+
+EnvName = Annotated[str, non_empty("must name an environment variable")] | None
+ModelId = Annotated[str, non_empty("must be a model id")] | None
+ModelIds = Annotated[tuple[str, ...], text_list("must be a list of model ids"), NULL_IS_DEFAULT]
+Text = Annotated[str, rule(lambda v: isinstance(v, str), "must be text")]
+
+
+def _server_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise invalid("needs an http:// or https:// URL of the OpenWebUI server")
+    return value
+
+
+class OpenWebUIModel(SettingsModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class OpenWebUISettings(OpenWebUIModel):
+    url: Annotated[str, PlainValidator(_server_url)] = required()
+    api_key_env: EnvName = None
+    email_env: EnvName = None
+    password_env: EnvName = None
+    required_models: ModelIds = ()
+    chat_smoke_test: Flag = False
+    smoke_model: ModelId = None
+    refresh_models: Flag = True
+    verify_tls: Flag = True
+
+
+class TokenRefreshParams(OpenWebUIModel):
+    max_signins_per_window: Annotated[
+        int, number(1, MAX_SIGNINS_CAP, whole=True), NULL_IS_DEFAULT
+    ] = DEFAULT_MAX_SIGNINS
+
+
+class ModelFailoverParams(OpenWebUIModel):
+    fallback_model: ModelId = None
+    fallback_models: ModelIds = ()
+    verify_chat: Flag = True
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The models to fail over to, in order: ``fallback_model`` first."""
+        first = (self.fallback_model,) if self.fallback_model else ()
+        return first + self.fallback_models
+
+
+class GracefulDegradationParams(OpenWebUIModel):
+    banner_type: Annotated[str, one_of(BANNER_TYPES)] = "warning"
+    banner_title: Text = DEFAULT_BANNER_TITLE
+    banner_content: Text = DEFAULT_BANNER
+    disable_failing_connections: Flag = True
+
+
+class RestoreConfigParams(OpenWebUIModel):
+    verify_chat: Flag = True
+
+
+PARAMS: dict[str, type[SettingsModel]] = {
+    "token_refresh": TokenRefreshParams,
+    "model_failover": ModelFailoverParams,
+    "graceful_degradation": GracefulDegradationParams,
+    "restore_config": RestoreConfigParams,
+}
+
+
+# every problem with a component's settings and its strategies' params
+validate = kind_validator(OpenWebUISettings, PARAMS)
