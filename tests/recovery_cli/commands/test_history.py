@@ -1,0 +1,32 @@
+"""``recovery history``: filters, JSON and statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.cli import Workspace, base_config, command_component
+
+
+def test_history_filters_json_and_stats(ws: Workspace, tmp_path: Path) -> None:
+    good = command_component(
+        ["test", "-f", str(tmp_path / "g")], {"fix": ["touch", str(tmp_path / "g")]}
+    )
+    bad = command_component(["false"], {"nudge": ["false"]})
+    ws.write_config(base_config({"good": good, "bad": bad}))
+    ws.run("recover")
+    records = json.loads(ws.run("history", "--json", "--component", "bad").stdout)
+    assert records and {r["component"] for r in records} == {"bad"}
+    assert records[0]["ts"] >= records[-1]["ts"]
+    failed = json.loads(
+        ws.run("history", "--json", "--outcome", "failed", "--event", "attempt").stdout
+    )
+    assert [r["component"] for r in failed] == ["bad"]
+    limited = json.loads(ws.run("history", "--json", "--limit", "1").stdout)
+    assert len(limited) == 1
+    future = json.loads(ws.run("history", "--json", "--since", "2099-01-01").stdout)
+    assert future == []
+    stats = json.loads(ws.run("history", "--stats", "--json").stdout)
+    rates = {(s["component"], s["strategy"]): s["success_rate"] for s in stats}
+    assert rates == {("good", "fix"): 1.0, ("bad", "nudge"): 0.0}
+    assert ws.run("history", "--verify").returncode == 0

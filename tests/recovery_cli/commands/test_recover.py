@@ -1,0 +1,49 @@
+"""``recovery recover``: what --verbose shows, and a person's confirmation at a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.cli import Workspace, base_config, child_env, command_component
+from tests.support.terminal import run_on_terminal
+
+
+def test_verbose_names_config_state_and_every_record_written(ws: Workspace, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    ws.write_config(
+        base_config(
+            {"app": command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})}
+        )
+    )
+    result = ws.run("--verbose", "recover")
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert lines[:2] == [f"config: {ws.config}", f"state dir: {ws.state}"]
+    traced = [ln for ln in lines if ln.startswith("audit ")]
+    assert len(traced) == len(ws.records())
+    kinds = [ln for ln in traced if "event=state_changed" not in ln]
+    assert len(kinds) == 3
+    assert "event=step" in kinds[1] and "strategy=fix" in kinds[1]
+    assert ws.run("recover").stderr == ""  # quiet without --verbose
+
+
+def test_terminal_confirmation_is_recorded_as_an_approval(ws: Workspace, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    component = command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})
+    component["strategies"]["fix"]["approval"] = "required"
+    ws.write_config(base_config({"app": component}))
+    answered = []
+
+    def answer(output: bytes) -> bytes | None:
+        if answered or b"Approve" not in output:
+            return None
+        answered.append(True)
+        return b"y\n"
+
+    code, output = run_on_terminal(ws.argv("recover", "app"), child_env({"USER": "erin"}), answer)
+    assert answered, output.decode(errors="replace")
+    assert code == 0, output.decode(errors="replace")
+    assert flag.exists()
+    approved = ws.events("approved", "app")
+    assert approved[0]["operator"] == "erin" and "interactive" in approved[0]["detail"]
+    assert approved[0]["trigger"] == "manual"
