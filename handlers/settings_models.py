@@ -42,7 +42,7 @@ def invalid(message: str) -> PydanticCustomError:
 class SettingsModel(BaseModel):
     """Frozen; an unknown key is a problem worded by ``unknown_key``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     unknown_key: ClassVar[str] = "unknown key"
 
     @classmethod

@@ -16,7 +16,6 @@ import typer
 
 from recovery_cli import __version__
 from recovery_cli.commands import approve, disable, enable, history, metrics, recover, status, test
-from recovery_cli.errors import Terminated
 
 
 def dispatched(command: Callable[..., int]) -> Callable[..., None]:
@@ -26,6 +25,8 @@ def dispatched(command: Callable[..., int]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(**params: Any) -> None:
+        from recovery_cli.errors import Terminated
+
         signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             code = command(**params)
@@ -49,6 +50,8 @@ def _exit_code_for(exc: BaseException, session: object) -> int:
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    from recovery_cli.errors import Terminated
+
     raise Terminated
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -63,72 +62,50 @@ def recover(
     ] = 300.0,
 ) -> int:
     """Probe, then recover what is unhealthy (what cron runs every minute)."""
-    options = RecoverOptions(
-        names=tuple((components or []) + (component or [])),
+    from recovery_cli.run_context import RecoverRequest
+
+    refuse_unpaired(override_limits, reason, prompt_timeout)
+    session = session_of(ctx)
+    request = RecoverRequest(
+        components=tuple((components or []) + (component or [])),
         strategy=strategy,
         dry_run=dry_run,
         yes=yes,
         force=force,
         operator=operator,
-        json_output=json_output,
-        override_limits=override_limits,
-        reason=reason,
+        # a person who names themselves (--as) acts as a person, whatever the terminal
+        trigger="manual" if operator else session.env.trigger,
+        override_reason=reason if override_limits else None,
         prompt_timeout=prompt_timeout,
     )
-    return run(session_of(ctx), options)
+    return run(session, request, json_output)
 
 
-@dataclass(frozen=True)
-class RecoverOptions:
-    names: tuple[str, ...] = ()
-    strategy: str | None = None
-    dry_run: bool = False
-    yes: bool = False
-    force: bool = False
-    operator: str | None = None
-    json_output: bool = False
-    override_limits: bool = False
-    reason: str | None = None
-    prompt_timeout: float = 300.0
+def refuse_unpaired(override_limits: bool, reason: str | None, prompt_timeout: float) -> None:
+    """A break-glass run needs its reason, a reason needs the break-glass flag, and the
+    prompt waits a bounded time."""
+    from recovery_cli.errors import UsageError
+
+    if override_limits and not (reason or "").strip():
+        raise UsageError("--override-limits needs --reason (it is recorded with your name)")
+    if reason and not override_limits:
+        raise UsageError("--reason goes with --override-limits")
+    if not 0 < prompt_timeout <= MAX_PROMPT_TIMEOUT:
+        raise UsageError(f"--prompt-timeout must be above 0 and at most {MAX_PROMPT_TIMEOUT:g}s")
 
 
-def run(session: Session, options: RecoverOptions) -> int:
+def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
     from recovery_cli import render
     from recovery_cli.errors import worst
 
     since = trace_start(session)
-    runner = orchestrator(session, read_only=options.dry_run)
-    reports = runner.recover(recover_request(session, options))
+    runner = orchestrator(session, read_only=request.dry_run)
+    reports = runner.recover(request)
     for warning in runner.warnings:
         render.err(f"warning: {warning}")
-    if options.json_output:
+    if json_output:
         render.print_json([r.to_json() for r in reports])
     else:
         render.recover_reports(reports)
     trace_records(session, since)
     return int(worst([r.code for r in reports]))
-
-
-def recover_request(session: Session, options: RecoverOptions) -> RecoverRequest:
-    """A person who names themselves (--as) acts as a person, whatever the terminal."""
-    from recovery_cli.errors import UsageError
-    from recovery_cli.run_context import RecoverRequest
-
-    if options.override_limits and not (options.reason or "").strip():
-        raise UsageError("--override-limits needs --reason (it is recorded with your name)")
-    if options.reason and not options.override_limits:
-        raise UsageError("--reason goes with --override-limits")
-    if not 0 < options.prompt_timeout <= MAX_PROMPT_TIMEOUT:
-        raise UsageError(f"--prompt-timeout must be above 0 and at most {MAX_PROMPT_TIMEOUT:g}s")
-    trigger = "manual" if options.operator else session.env.trigger
-    return RecoverRequest(
-        options.names,
-        options.strategy,
-        options.dry_run,
-        options.yes,
-        options.force,
-        options.operator,
-        trigger,
-        options.reason if options.override_limits else None,
-        options.prompt_timeout,
-    )
