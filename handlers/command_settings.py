@@ -11,6 +11,7 @@ from pydantic import ConfigDict
 
 from recovery_cli.handlers.settings_models import (
     MAX_SECONDS,
+    Params,
     Problem,
     SettingsModel,
     argv,
@@ -40,10 +41,7 @@ class CommandSettings(SettingsModel):
         ]
 
 
-class CommandParams(SettingsModel):
-    # other keys are the command's own business: this kind never refused them
-    model_config = ConfigDict(extra="ignore")
-
+class CommandParams(Params):
     command: Annotated[tuple[str, ...], argv("must be a non-empty argv list")] = required()
     timeout_seconds: Timeout = None  # none: the step's timeout
 

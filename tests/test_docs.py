@@ -80,9 +80,14 @@ def test_every_audit_event_is_in_the_playbook(event: str) -> None:
     assert f"`{event}`" in PLAYBOOK
 
 
+def declared_strategies(kind: str) -> tuple[str, ...]:
+    spec = kind_spec(kind)
+    return (spec.strategies if spec else None) or ()
+
+
 @pytest.mark.parametrize(
     ("kind", "strategy"),
-    [(k, s) for k in KINDS if is_available(k) for s in getattr(kind_spec(k), "strategies", None) or ()],
+    [(k, s) for k in KINDS if is_available(k) for s in declared_strategies(k)],
 )
 def test_every_strategy_is_in_the_playbook(kind: str, strategy: str) -> None:
     assert f"`{strategy}`" in PLAYBOOK, f"{kind}: {strategy}"

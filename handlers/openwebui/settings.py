@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, PlainValidator
+from pydantic import PlainValidator
 
 from recovery_cli.handlers.settings_models import (
     NULL_IS_DEFAULT,
     Flag,
+    Params,
     SettingsModel,
     invalid,
     kind_validator,
@@ -43,11 +44,9 @@ def _server_url(value: Any) -> str:
     return value
 
 
-class OpenWebUIModel(SettingsModel):
-    model_config = ConfigDict(extra="ignore")
+class OpenWebUISettings(SettingsModel):
+    unknown_key = "unknown setting for kind openwebui"
 
-
-class OpenWebUISettings(OpenWebUIModel):
     url: Annotated[str, PlainValidator(_server_url)] = required()
     api_key_env: EnvName = None
     email_env: EnvName = None
@@ -59,13 +58,13 @@ class OpenWebUISettings(OpenWebUIModel):
     verify_tls: Flag = True
 
 
-class TokenRefreshParams(OpenWebUIModel):
+class TokenRefreshParams(Params):
     max_signins_per_window: Annotated[
         int, number(1, MAX_SIGNINS_CAP, whole=True), NULL_IS_DEFAULT
     ] = DEFAULT_MAX_SIGNINS
 
 
-class ModelFailoverParams(OpenWebUIModel):
+class ModelFailoverParams(Params):
     fallback_model: ModelId = None
     fallback_models: ModelIds = ()
     verify_chat: Flag = True
@@ -77,14 +76,14 @@ class ModelFailoverParams(OpenWebUIModel):
         return first + self.fallback_models
 
 
-class GracefulDegradationParams(OpenWebUIModel):
+class GracefulDegradationParams(Params):
     banner_type: Annotated[str, one_of(BANNER_TYPES)] = "warning"
     banner_title: Text = DEFAULT_BANNER_TITLE
     banner_content: Text = DEFAULT_BANNER
     disable_failing_connections: Flag = True
 
 
-class RestoreConfigParams(OpenWebUIModel):
+class RestoreConfigParams(Params):
     verify_chat: Flag = True
 
 

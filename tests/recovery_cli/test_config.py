@@ -158,6 +158,54 @@ def test_broken_config_names_the_key(why: str, text: str, key: str) -> None:
     assert all(line.startswith("cfg.yml:") for line in lines)
 
 
+OPENWEBUI = """\
+version: 1
+components:
+  chat:
+    kind: openwebui
+    settings:
+      url: http://127.0.0.1:1
+      api_kye_env: OWUI_KEY
+    chain: [model_failover]
+    strategies:
+      model_failover: {params: {fallback_modle: small}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "message"),
+    [
+        (
+            OPENWEBUI,
+            7,
+            "components.chat.settings.api_kye_env",
+            "unknown setting for kind openwebui",
+        ),
+        (
+            OPENWEBUI,
+            10,
+            "components.chat.strategies.model_failover.params.fallback_modle",
+            "unknown parameter",
+        ),
+        (
+            GOOD.replace('{command: ["true"]}', '{command: ["true"], timout_seconds: 5}'),
+            11,
+            "components.app.strategies.restart_app.params.timout_seconds",
+            "unknown parameter",
+        ),
+    ],
+    ids=["openwebui setting", "openwebui param", "command param"],
+)
+def test_a_misspelt_handler_key_is_an_error_not_ignored(
+    text: str, line: int, key: str, message: str
+) -> None:
+    """A typo in a handler's settings or params would otherwise leave the default in force
+    without a word (openwebui and command params used to ignore unknown keys)."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cfg.yml")
+    assert f"cfg.yml:{line}: {key}: {message}" in caught.value.lines()
+
+
 def test_error_line_number_points_at_the_key() -> None:
     text = GOOD.replace("chain: [restart_app]", "chain: [reboot]")
     with pytest.raises(ConfigError) as caught:
