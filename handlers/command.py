@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import ClassVar
 
 from recovery_cli.handlers.base import (
     BaseHandler,
@@ -31,7 +30,7 @@ NAGIOS_HEALTH = {0: Health.HEALTHY, 1: Health.DEGRADED, 2: Health.DOWN}
 
 
 class CommandHandler(BaseHandler):
-    kind: ClassVar[str] = "command"
+    kind = "command"
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

@@ -8,6 +8,7 @@ they show beside the field errors instead of only once every field is valid.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -24,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticUseDefault
 
-from recovery_cli.handlers.base import SettingsError, StrategyResult
+from recovery_cli.handlers.base import SettingsError, StrategyContext, StrategyResult
 
 MAX_SECONDS = 3600  # the longest timeout or wait, as for every timeout in the config
 SETTINGS_KEY = "settings"
@@ -114,6 +115,33 @@ def parse(model: type[M], values: Mapping[str, Any], prefix: str) -> M | list[Se
 
 def params_key(strategy: str) -> str:
     return f"strategies.{strategy}.params"
+
+
+H = TypeVar("H")
+
+
+def takes(
+    model: type[M],
+) -> Callable[
+    [Callable[[H, StrategyContext, M], StrategyResult]],
+    Callable[[H, StrategyContext], StrategyResult],
+]:
+    """A strategy ``f(handler, ctx, params)`` as the ``f(handler, ctx)`` the handler binds:
+    the step's params are parsed as ``model`` first (the strategy's name is the function's)."""
+
+    def wrap(
+        strategy: Callable[[H, StrategyContext, M], StrategyResult],
+    ) -> Callable[[H, StrategyContext], StrategyResult]:
+        @functools.wraps(strategy)
+        def run(handler: H, ctx: StrategyContext) -> StrategyResult:
+            params = step_params(model, strategy.__name__, ctx.params)
+            if isinstance(params, StrategyResult):
+                return params
+            return strategy(handler, ctx, params)
+
+        return run
+
+    return wrap
 
 
 def step_params(model: type[M], strategy: str, values: Mapping[str, Any]) -> M | StrategyResult:

@@ -18,14 +18,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     ComponentContext,
     Health,
-    KindSpec,
     ProbeResult,
 )
 from recovery_cli.handlers.chromadb.kind import KIND
@@ -59,8 +58,8 @@ class DeepProbe:
 
 
 class ChromaHandler(BaseHandler):
-    kind: ClassVar[str] = "chromadb"
-    spec: ClassVar[KindSpec] = KIND
+    kind = "chromadb"
+    spec = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

@@ -41,7 +41,7 @@ from recovery_cli.handlers.chromadb.snapshot import (
     select_snapshot,
     verify_snapshot,
 )
-from recovery_cli.handlers.settings_models import step_params
+from recovery_cli.handlers.settings_models import takes
 from recovery_cli.handlers.util import file_stamp
 
 if TYPE_CHECKING:
@@ -64,12 +64,12 @@ def _deadline(ctx: StrategyContext) -> float:
 # -- query_retry -------------------------------------------------------------------------
 
 
-def query_retry(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(QueryRetryParams)
+def query_retry(
+    handler: ChromaHandler, ctx: StrategyContext, params: QueryRetryParams
+) -> StrategyResult:
     """Re-run the probe with backoff while the failure is a transport one; a corruption is
     never retried (it will not heal) and is handed on to the next step."""
-    params = step_params(QueryRetryParams, "query_retry", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     attempts, delay, max_delay = params.attempts, params.initial_delay, params.max_delay
     if ctx.dry_run:
         return StrategyResult.success(
@@ -142,12 +142,12 @@ def wait_for_heartbeat(handler: ChromaHandler, deadline: float) -> StrategyResul
 # -- collection_reload --------------------------------------------------------------------
 
 
-def collection_reload(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(CollectionReloadParams)
+def collection_reload(
+    handler: ChromaHandler, ctx: StrategyContext, params: CollectionReloadParams
+) -> StrategyResult:
     """Restart a server that does not answer (through ctx.service), then re-resolve every
     configured collection in a fresh client and report ids that changed."""
-    params = step_params(CollectionReloadParams, "collection_reload", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     restarted = False
     if not handler.settings.embedded:
         state = handler.server_state(_deadline(ctx))
@@ -229,12 +229,12 @@ def _persist_dir(handler: ChromaHandler) -> Path | StrategyResult:
     return directory
 
 
-def snapshot(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(SnapshotParams)
+def snapshot(
+    handler: ChromaHandler, ctx: StrategyContext, params: SnapshotParams
+) -> StrategyResult:
     """Stop, copy sqlite (backup API) and the segment directories, write the manifest,
     publish with one rename, start; then apply the retention."""
-    params = step_params(SnapshotParams, "snapshot", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
@@ -333,12 +333,12 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 # -- snapshot_rollback --------------------------------------------------------------------
 
 
-def snapshot_rollback(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(SnapshotRollbackParams)
+def snapshot_rollback(
+    handler: ChromaHandler, ctx: StrategyContext, params: SnapshotRollbackParams
+) -> StrategyResult:
     """Restore the newest intact snapshot taken with this chromadb version. The current
     directory is moved to a quarantine next to it, never deleted."""
-    params = step_params(SnapshotRollbackParams, "snapshot_rollback", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
@@ -408,13 +408,13 @@ class RebuildPlan:
     source: Snapshot | None = None
 
 
-def index_rebuild(handler: ChromaHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(IndexRebuildParams)
+def index_rebuild(
+    handler: ChromaHandler, ctx: StrategyContext, params: IndexRebuildParams
+) -> StrategyResult:
     """Rebuild each damaged collection's vector index by the first path still open:
     WAL replay (the WAL holds every record), or that segment from the newest snapshot.
     With no damage, copy every record into a fresh collection (the index is readable)."""
-    params = step_params(IndexRebuildParams, "index_rebuild", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory

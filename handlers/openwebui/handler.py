@@ -15,14 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import ClassVar
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     ComponentContext,
     Health,
-    KindSpec,
     ProbeResult,
 )
 from recovery_cli.handlers.openwebui.api import Api, open_client
@@ -49,8 +47,8 @@ from recovery_cli.handlers.util import trim
 
 
 class OpenWebUIHandler(BaseHandler):
-    kind: ClassVar[str] = "openwebui"
-    spec: ClassVar[KindSpec] = KIND
+    kind = "openwebui"
+    spec = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

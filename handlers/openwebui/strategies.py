@@ -8,9 +8,10 @@ what was there. With ``ctx.dry_run`` they read, decide and describe; they write 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
 from recovery_cli.handlers.openwebui.api import Api, Reply
@@ -41,10 +42,11 @@ from recovery_cli.handlers.openwebui.settings import (
     TokenRefreshParams,
 )
 from recovery_cli.handlers.openwebui.state import BANNER_KEY, CONNECTION_KEYS, MODEL_KEYS
-from recovery_cli.handlers.settings_models import step_params
+from recovery_cli.handlers.settings_models import takes
 from recovery_cli.handlers.util import format_ts
 
 SIGNIN_WINDOW = 180.0  # OpenWebUI: 15 sign-ins per email per 3 minutes
+P = TypeVar("P")  # a strategy's params model
 RESTORED_WHAT = "the default models, model connections and banners"
 
 
@@ -52,13 +54,18 @@ def failed(finding: Finding, **data: Any) -> StrategyResult:
     return StrategyResult.failure(finding.failure_type, finding.detail, **data)
 
 
-def _run(
-    handler: Owner,
-    ctx: StrategyContext,
-    body: Callable[[Api], StrategyResult],
-) -> StrategyResult:
-    with handler.connect(time.monotonic() + ctx.remaining()) as api:
-        return body(api)
+def connected(
+    body: Callable[[Owner, StrategyContext, P, Api], StrategyResult],
+) -> Callable[[Owner, StrategyContext, P], StrategyResult]:
+    """A strategy that talks to the server: given an ``Api`` whose every call ends by the
+    step's deadline."""
+
+    @functools.wraps(body)
+    def run(handler: Owner, ctx: StrategyContext, params: P) -> StrategyResult:
+        with handler.connect(time.monotonic() + ctx.remaining()) as api:
+            return body(handler, ctx, params, api)
+
+    return run
 
 
 def _session(handler: Owner, api: Api) -> Session | StrategyResult:
@@ -69,20 +76,18 @@ def _session(handler: Owner, api: Api) -> Session | StrategyResult:
 # -- token_refresh -------------------------------------------------------------------------
 
 
-def token_refresh(handler: Owner, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(TokenRefreshParams, "token_refresh", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
-    cap = params.max_signins_per_window
-    return _run(handler, ctx, lambda api: _token_refresh(handler, ctx, api, cap))
-
-
-def _token_refresh(handler: Owner, ctx: StrategyContext, api: Api, cap: int) -> StrategyResult:
+@takes(TokenRefreshParams)
+@connected
+def token_refresh(
+    handler: Owner, ctx: StrategyContext, params: TokenRefreshParams, api: Api
+) -> StrategyResult:
     email, password = handler.context.secret("email_env"), handler.context.secret("password_env")
     if not email or not password:
         names = f"${handler.settings.email_env} and ${handler.settings.password_env}"
         return StrategyResult.failure("credentials_missing", f"sign-in needs {names} set")
-    limited = _signin_budget_exhausted(handler, handler.context.now(), cap)
+    limited = _signin_budget_exhausted(
+        handler, handler.context.now(), params.max_signins_per_window
+    )
     if limited is not None:
         return StrategyResult.failure(AUTH_RATE_LIMITED, limited)
     if ctx.dry_run:
@@ -164,15 +169,10 @@ def _next_step_result(handler: Owner, step: str) -> StrategyResult:
 # -- model_failover ------------------------------------------------------------------------
 
 
-def model_failover(handler: Owner, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(ModelFailoverParams, "model_failover", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
-    return _run(handler, ctx, lambda api: _model_failover(handler, ctx, api, params))
-
-
-def _model_failover(
-    handler: Owner, ctx: StrategyContext, api: Api, params: ModelFailoverParams
+@takes(ModelFailoverParams)
+@connected
+def model_failover(
+    handler: Owner, ctx: StrategyContext, params: ModelFailoverParams, api: Api
 ) -> StrategyResult:
     candidates = params.candidates
     if not candidates:
@@ -241,15 +241,10 @@ def _save_baseline(handler: Owner, session: Session, taken_by: str) -> StrategyR
 # -- graceful_degradation ------------------------------------------------------------------
 
 
-def graceful_degradation(handler: Owner, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(GracefulDegradationParams, "graceful_degradation", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
-    return _run(handler, ctx, lambda api: _graceful_degradation(handler, ctx, api, params))
-
-
-def _graceful_degradation(
-    handler: Owner, ctx: StrategyContext, api: Api, params: GracefulDegradationParams
+@takes(GracefulDegradationParams)
+@connected
+def graceful_degradation(
+    handler: Owner, ctx: StrategyContext, params: GracefulDegradationParams, api: Api
 ) -> StrategyResult:
     session = _session(handler, api)
     if isinstance(session, StrategyResult):
@@ -352,15 +347,10 @@ def _connections(handler: Owner, session: Session) -> dict[str, Any] | StrategyR
 # -- restore_config ------------------------------------------------------------------------
 
 
-def restore_config(handler: Owner, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(RestoreConfigParams, "restore_config", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
-    return _run(handler, ctx, lambda api: _restore_config(handler, ctx, api, params.verify_chat))
-
-
-def _restore_config(
-    handler: Owner, ctx: StrategyContext, api: Api, verify_chat: bool
+@takes(RestoreConfigParams)
+@connected
+def restore_config(
+    handler: Owner, ctx: StrategyContext, params: RestoreConfigParams, api: Api
 ) -> StrategyResult:
     baseline = handler.files.load_baseline()
     if baseline is None:
@@ -383,7 +373,7 @@ def _restore_config(
         problem = step(handler, session, saved)
         if problem is not None:
             return problem
-    if verify_chat:
+    if params.verify_chat:
         still_failing = _chat_after_restore(handler, session, saved)
         if still_failing is not None:
             return _degrade_again(handler, session, baseline, still_failing)

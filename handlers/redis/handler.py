@@ -12,13 +12,12 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     ComponentContext,
-    KindSpec,
     ProbeResult,
 )
 from recovery_cli.handlers.redis.backup import component_dir, list_backups
@@ -37,8 +36,8 @@ PROBE_STATE = "probe-state.json"
 
 
 class RedisHandler(BaseHandler):
-    kind: ClassVar[str] = "redis"
-    spec: ClassVar[KindSpec] = KIND
+    kind = "redis"
+    spec = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

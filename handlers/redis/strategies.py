@@ -21,7 +21,7 @@ from recovery_cli.handlers.redis.reconnect import (
     kill_clients,
 )
 from recovery_cli.handlers.redis.settings import FlushParams, ReconnectParams, RestoreParams
-from recovery_cli.handlers.settings_models import step_params
+from recovery_cli.handlers.settings_models import takes
 from recovery_cli.handlers.util import format_ts
 
 if TYPE_CHECKING:
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 # --- reconnect ---------------------------------------------------------------------
 
 
-def reconnect(handler: RedisHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(ReconnectParams)
+def reconnect(
+    handler: RedisHandler, ctx: StrategyContext, params: ReconnectParams
+) -> StrategyResult:
     """Wait with backoff until the server answers PING and has finished loading."""
-    params = step_params(ReconnectParams, "reconnect", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     deadline = time.monotonic() + min(ctx.remaining(), params.max_wait_seconds)
     delay, tries = params.initial_delay, 0
     while True:
@@ -84,12 +84,12 @@ def _connected(
     )
 
 
-def flush_corrupted(handler: RedisHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(FlushParams)
+def flush_corrupted(
+    handler: RedisHandler, ctx: StrategyContext, params: FlushParams
+) -> StrategyResult:
     from redis.exceptions import RedisError
 
-    params = step_params(FlushParams, "flush_corrupted", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     before = set(list_backups(handler.backup_dir()))
     with handler.client(handler.timeout_until(time.monotonic() + ctx.remaining())) as client:
         try:
@@ -137,12 +137,12 @@ def _backup_header(
     }
 
 
-def restore_flushed(handler: RedisHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(RestoreParams)
+def restore_flushed(
+    handler: RedisHandler, ctx: StrategyContext, params: RestoreParams
+) -> StrategyResult:
     from redis.exceptions import RedisError
 
-    params = step_params(RestoreParams, "restore_flushed", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     path = _pick_backup(handler, params.backup)
     if path is None:
         return StrategyResult.failure("no_backup", f"no flush backup in {handler.backup_dir()}")

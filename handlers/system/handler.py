@@ -10,14 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from recovery_cli.handlers.base import (
     BaseHandler,
     Check,
     ComponentContext,
     Health,
-    KindSpec,
     ProbeResult,
 )
 from recovery_cli.handlers.system import procs as system_procs
@@ -44,8 +42,8 @@ class Finding:
 
 
 class SystemHandler(BaseHandler):
-    kind: ClassVar[str] = "system"
-    spec: ClassVar[KindSpec] = KIND
+    kind = "system"
+    spec = KIND
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

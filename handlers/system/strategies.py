@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli.handlers.base import Check, StrategyContext, StrategyResult
-from recovery_cli.handlers.settings_models import step_params
+from recovery_cli.handlers.settings_models import takes
 from recovery_cli.handlers.system import cleanup
 from recovery_cli.handlers.system import procs as system_procs
 from recovery_cli.handlers.system.procs import ProcessSpec
@@ -31,10 +31,10 @@ LISTED_IN_DETAIL = 20
 # --------------------------------------------------------------------------- disk_cleanup
 
 
-def disk_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(DiskCleanupParams, "disk_cleanup", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
+@takes(DiskCleanupParams)
+def disk_cleanup(
+    handler: SystemHandler, ctx: StrategyContext, params: DiskCleanupParams
+) -> StrategyResult:
     roots = list(params.roots)
     deadline = time.monotonic() + ctx.remaining()
     report = cleanup.clean(
@@ -91,12 +91,12 @@ def _proc_check() -> Check:
 # --------------------------------------------------------------------------- memory_gc
 
 
-def memory_gc(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(MemoryGcParams)
+def memory_gc(
+    handler: SystemHandler, ctx: StrategyContext, params: MemoryGcParams
+) -> StrategyResult:
     import psutil
 
-    params = step_params(MemoryGcParams, "memory_gc", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     before = psutil.virtual_memory().available
     actions = [
         _reclaim(spec, ctx)
@@ -182,11 +182,11 @@ def _process_check(spec: ProcessSpec) -> Check:
 # --------------------------------------------------------------------------- file_handle_cleanup
 
 
-def file_handle_cleanup(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
+@takes(FileHandleCleanupParams)
+def file_handle_cleanup(
+    handler: SystemHandler, ctx: StrategyContext, params: FileHandleCleanupParams
+) -> StrategyResult:
     deadline = time.monotonic() + min(5.0, ctx.remaining() / 2)
-    params = step_params(FileHandleCleanupParams, "file_handle_cleanup", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
     holders = system_procs.top_fd_holders(params.top, deadline)
     data: dict[str, Any] = {"top_holders": [{"pid": p, "name": n, "fds": c} for p, n, c in holders]}
     notes = []
@@ -279,10 +279,10 @@ def preflight_file_handles(handler: SystemHandler) -> list[Check]:
 # --------------------------------------------------------------------------- process_restart
 
 
-def process_restart(handler: SystemHandler, ctx: StrategyContext) -> StrategyResult:
-    params = step_params(ProcessRestartParams, "process_restart", ctx.params)
-    if isinstance(params, StrategyResult):
-        return params
+@takes(ProcessRestartParams)
+def process_restart(
+    handler: SystemHandler, ctx: StrategyContext, params: ProcessRestartParams
+) -> StrategyResult:
     targets = [s for s in handler.processes if not (params.only_down and system_procs.find(s))]
     if not targets:
         return StrategyResult.success("every configured process is running; nothing restarted")

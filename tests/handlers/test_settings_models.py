@@ -102,6 +102,7 @@ def test_a_missing_required_key_is_worded_by_its_own_rule() -> None:
     assert pairs(errors) == [
         ("settings.probe", "must be a non-empty argv list of strings"),
         ("strategies.fix.params.command", "must be a non-empty argv list"),
+        ("strategies.fix.params.other", "unknown parameter"),
     ]
 
 
