@@ -19,17 +19,21 @@ from recovery_cli.commands import approve, disable, enable, history, metrics, re
 
 
 def dispatched(command: Callable[..., int]) -> Callable[..., None]:
-    """``command`` inside the one error handler, its return value as the exit code. SIGTERM
+    """``command`` inside the one error handler, its return value as the exit code, with
+    --verbose's account around it (config, state dir, the records it wrote). SIGTERM
     unwinds from here on like Ctrl-C (before, it ends the process as signals do); the
     parser's own errors (a wrong flag, --help, an explicit exit) pass through untouched."""
 
     @functools.wraps(command)
     def run(**params: Any) -> None:
+        from recovery_cli.commands.shared import trace_records, trace_start
         from recovery_cli.errors import Terminated
 
         signal.signal(signal.SIGTERM, _raise_terminated)
         try:
+            since = trace_start(params["ctx"].obj)
             code = command(**params)
+            trace_records(params["ctx"].obj, since)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except (Exception, KeyboardInterrupt, Terminated) as exc:

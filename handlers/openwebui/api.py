@@ -28,7 +28,7 @@ class Reply:
 
     status: int | None
     body: Any = None
-    error: str = ""
+    error: str = ""  # no reply: why (the caller names the request)
 
     @property
     def ok(self) -> bool:
@@ -81,14 +81,14 @@ class Api:
 
         budget = min(PER_CALL_TIMEOUT, self.remaining())
         if budget < MIN_CALL_TIMEOUT:
-            return Reply(None, error=f"{method} {path}: out of time")
+            return Reply(None, error="out of time")
         headers = {"Authorization": f"Bearer {self.credential}"} if self.credential else {}
         try:
             response = self.client.request(method, path, headers=headers, timeout=budget, **kwargs)
         except httpx.TimeoutException:
-            return Reply(None, error=f"{method} {path}: timed out after {budget:.1f}s")
+            return Reply(None, error=f"timed out after {budget:.1f}s")
         except httpx.HTTPError as exc:
-            return Reply(None, error=f"{method} {path}: {type(exc).__name__}: {exc}")
+            return Reply(None, error=f"{type(exc).__name__}: {exc}")
         return Reply(response.status_code, _json_or_text(response))
 
 

@@ -11,8 +11,6 @@ from recovery_cli.commands.shared import (
     JsonOpt,
     orchestrator,
     session_of,
-    trace_records,
-    trace_start,
 )
 
 
@@ -44,7 +42,6 @@ def approve(
         else:
             render.approvals_rows(rows)
         return 0
-    since = trace_start(session)
     runner = orchestrator(session)
     if reject:
         if not reason:
@@ -54,5 +51,4 @@ def approve(
         return 0
     report = runner.approve(approval_id, operator)
     render.print_json([report.to_json()]) if json_output else render.recover_reports([report])
-    trace_records(session, since)
     return int(report.code)

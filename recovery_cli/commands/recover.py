@@ -11,8 +11,6 @@ from recovery_cli.commands.shared import (
     JsonOpt,
     orchestrator,
     session_of,
-    trace_records,
-    trace_start,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +96,6 @@ def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
     from recovery_cli import render
     from recovery_cli.errors import worst
 
-    since = trace_start(session)
     runner = orchestrator(session, read_only=request.dry_run)
     reports = runner.recover(request)
     for warning in runner.warnings:
@@ -107,5 +104,4 @@ def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
         render.print_json([r.to_json() for r in reports])
     else:
         render.recover_reports(reports)
-    trace_records(session, since)
     return int(worst([r.code for r in reports]))
