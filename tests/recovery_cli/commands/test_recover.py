@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from tests.support.cli import Workspace, base_config, child_env, command_component
 from tests.support.terminal import run_on_terminal
@@ -47,3 +50,23 @@ def test_terminal_confirmation_is_recorded_as_an_approval(ws: Workspace, tmp_pat
     approved = ws.events("approved", "app")
     assert approved[0]["operator"] == "erin" and "interactive" in approved[0]["detail"]
     assert approved[0]["trigger"] == "manual"
+
+
+@pytest.mark.parametrize("second_step", ["failing", "needing approval"])
+def test_the_health_a_run_reports_is_the_health_status_shows(
+    ws: Workspace, second_step: str
+) -> None:
+    """A degraded component (a probe that warns) stays degraded in the run's own report,
+    whether its chain failed or stopped at a step that waits for a person."""
+    risky: dict[str, object] = {"params": {"command": ["false"]}}
+    if second_step == "needing approval":
+        risky = {"params": {"command": ["true"]}, "approval": "required"}
+    component = command_component(["sh", "-c", "exit 1"], {"fix": ["false"]})
+    component["chain"] = ["fix", "risky"]
+    component["strategies"]["risky"] = risky
+    ws.write_config(base_config({"app": component}, cooldown_seconds=0))
+    [report] = json.loads(ws.run("recover", "--json").stdout)
+    [row] = json.loads(ws.run("status", "--json").stdout)
+    expected = "failed" if second_step == "failing" else "awaiting_approval"
+    assert report["outcome"] == expected
+    assert report["health"] == row["health"] == "degraded"
