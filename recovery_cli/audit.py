@@ -96,10 +96,6 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def line_hash(line: bytes) -> str:
-    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
-
-
 @dataclass(frozen=True)
 class ChainHead:
     """Where the trail ended after the last write: the file, its size, the last digest."""

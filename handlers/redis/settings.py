@@ -44,7 +44,6 @@ FLUSH_MODES = ("expire", "delete")
 KEY_TYPES = ("string", "list", "set", "zset", "hash", "stream")
 MAX_IDLE_SECONDS = 86400 * 365
 FLUSH_KEY = params_key("flush_corrupted")
-RESTORE_KEY = params_key("restore_flushed")
 
 # absent: None; given, a non-empty string (null is refused, as it always was)
 OptionalText = Annotated[str | None, non_empty()]

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.handlers.base import BaseHandler, ComponentContext, KindSpec
+from recovery_cli.handlers.base import ComponentContext, KindSpec
 from recovery_cli.registry import (
     KINDS,
     build_handler,
     config_validator,
-    handler_class,
     is_available,
     kind_spec,
 )
@@ -45,16 +44,28 @@ def test_every_declared_strategy_is_a_function_of_the_strategy_module(kind: str)
         assert list(inspect.signature(getattr(module, name)).parameters)[:2] == ["handler", "ctx"]
 
 
+# the least each kind accepts (its settings are validated when the handler is built)
+MINIMAL_SETTINGS = {
+    "system": {},
+    "redis": {"url": "redis://127.0.0.1:1/0"},
+    "chromadb": {"url": "http://127.0.0.1:1", "collections": ["docs"]},
+    "openwebui": {"url": "http://127.0.0.1:1"},
+}
+
+
 @pytest.mark.parametrize("kind", WITH_STRATEGIES)
 def test_a_handler_offers_exactly_the_declared_strategies(kind: str, tmp_path: Path) -> None:
+    assert config_validator(kind)(MINIMAL_SETTINGS[kind], {}) == []
     context = ComponentContext(
-        name=kind, settings={}, strategy_params={}, state_dir=tmp_path, environ={}
+        name=kind,
+        settings=MINIMAL_SETTINGS[kind],
+        strategy_params={},
+        state_dir=tmp_path,
+        environ={},
     )
-    cls = handler_class(kind)
-    handler = cls.__new__(cls)  # the settings of a real component are not needed to list them
-    BaseHandler.__init__(handler, context)
+    handler = build_handler(kind, context)
     assert set(handler.strategies()) == set(spec_of(kind).strategies or ())
-    assert cls.kind == kind and cls.spec is spec_of(kind)
+    assert type(handler).kind == kind and type(handler).spec is spec_of(kind)
 
 
 def test_the_command_kind_takes_its_strategies_from_the_config(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Classification of redis-py exceptions, including the 5.x/6.x shapes (no ``status_code``),
-and the INFO thresholds; the real-server cases are in test_redis_probe.py."""
+and the INFO thresholds; the real-server cases are in test_probe.py."""
 
 from __future__ import annotations
 
