@@ -25,10 +25,17 @@ class Health(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """One probe. ``marks`` name conditions of a component that works but is not as
+    configured (``on_fallback``: serving from a fallback after a failover). ``follow_up``
+    names a strategy the core runs although the component is healthy (``restore_config``
+    once the primary answers again)."""
+
     health: Health
     failure_type: str | None = None
     detail: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    marks: tuple[str, ...] = ()
+    follow_up: str | None = None
 
     def __post_init__(self) -> None:
         _trim_detail(self)
@@ -38,8 +45,14 @@ class ProbeResult:
         return self.health is Health.HEALTHY
 
     @classmethod
-    def ok(cls, detail: str = "", metrics: Mapping[str, float] | None = None) -> ProbeResult:
-        return cls(Health.HEALTHY, None, detail, metrics or {})
+    def ok(
+        cls,
+        detail: str = "",
+        metrics: Mapping[str, float] | None = None,
+        marks: tuple[str, ...] = (),
+        follow_up: str | None = None,
+    ) -> ProbeResult:
+        return cls(Health.HEALTHY, None, detail, metrics or {}, marks, follow_up)
 
     @classmethod
     def down(cls, failure_type: str, detail: str = "") -> ProbeResult:
@@ -53,7 +66,12 @@ class ProbeResult:
 @dataclass(frozen=True)
 class StrategyResult:
     """What one strategy run did. ``ok`` means the action itself succeeded; whether the
-    component is healthy afterwards is decided by the orchestrator's re-probe."""
+    component is healthy afterwards is decided by the orchestrator's re-probe.
+
+    A destructive step accounts for what it discards, in ``data`` (see ``Loss``): a dry
+    run puts what the step would discard under ``would_lose`` (shown in the approval's
+    plan and bound by its hash); a real run puts what it could not give back under
+    ``lost``, which makes the attempt's outcome ``recovered_with_loss``."""
 
     ok: bool
     detail: str = ""
@@ -73,6 +91,38 @@ class StrategyResult:
         cls, failure_type: str, detail: str = "", *, retryable: bool = False, **data: Any
     ) -> StrategyResult:
         return cls(False, detail, failure_type, retryable, data)
+
+
+WOULD_LOSE = "would_lose"
+LOST = "lost"
+LOSS_ITEMS_SHOWN = 1000  # ids or keys kept in a plan or an audit record; the count is exact
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What a destructive step discards (or would): ``count`` exact (None: could not be
+    counted), ``items`` the first ids or keys, ``where`` the quarantine or backup holding
+    them, ``undo`` how a person gets them back."""
+
+    summary: str
+    count: int | None
+    items: tuple[str, ...] = ()
+    where: str | None = None
+    undo: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"summary": self.summary, "count": self.count}
+        if self.items:
+            data["items"] = list(self.items[:LOSS_ITEMS_SHOWN])
+        if self.where:
+            data["where"] = self.where
+        if self.undo:
+            data["undo"] = self.undo
+        return data
+
+    @property
+    def nothing(self) -> bool:
+        return self.count == 0
 
 
 def _trim_detail(result: ProbeResult | StrategyResult) -> None:
@@ -179,6 +229,15 @@ class KindSpec:
     # ``None``: the component's config names them (kind: command)
     strategies: tuple[str, ...] | None
     strategy_module: str = ""
+    # the failure types users feel: a degraded mode of this kind's component is entered
+    # only when its exhausted chain's failure type is one of them (a mode's own
+    # ``failure_types`` overrides); empty: every failure type
+    degraded_failure_types: tuple[str, ...] = ()
+    # strategy -> failure types it cannot fix (a chain skips it for them)
+    cannot_help: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # "module:function", ``warnings(settings, strategy_params) -> list[SettingsError]``:
+    # a config that loads but cannot work as meant (printed, never fatal)
+    warnings: str | None = None
 
 
 class BaseHandler:

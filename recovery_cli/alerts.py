@@ -28,6 +28,12 @@ ALERT_NAMES = {
     LifeState.ESCALATED: "RecoveryEscalated",
 }
 BLAST_RADIUS_ALERT = "RecoveryBlastRadius"
+# fired once when a recovery ended healthy but discarded data; it lapses after a day
+DATA_LOSS_ALERT = "RecoveryDataLoss"
+DATA_LOSS_ALERT_SECONDS = 86400.0
+# a working component serving from its fallback (a probe's ``on_fallback`` mark)
+ON_FALLBACK = "on_fallback"
+ON_FALLBACK_ALERT = "RecoveryOnFallback"
 
 
 @dataclass(frozen=True)

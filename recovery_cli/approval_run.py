@@ -4,18 +4,20 @@ the approval given), consume the approval once, run the step and the rest of its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from recovery_cli import approvals, facts
 from recovery_cli.approvals import Approval, ApprovalStatus
 from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner
 from recovery_cli.errors import ExitCode, UsageError
-from recovery_cli.handlers.base import ProbeResult
+from recovery_cli.handlers.base import WOULD_LOSE, ProbeResult
 from recovery_cli.lifecycle import LifeState
 from recovery_cli.policy import BlockReason, Decision, Outcome, Verdict
 from recovery_cli.results import ComponentReport
-from recovery_cli.run_context import RecoverRequest, RunContext
+from recovery_cli.run_context import OVERRIDE_CONFLICTS, RecoverRequest, RunContext
 from recovery_cli.store import Transaction
 
 
@@ -38,7 +40,13 @@ class ApprovalFlow:
         approval = self._usable_approval(approval_id)
         name = approval.component
         trigger = "manual" if at_prompt else "approve"
-        request = RecoverRequest(components=(name,), operator=operator, trigger=trigger)
+        request = RecoverRequest(
+            components=(name,),
+            strategy=approval.strategy,
+            operator=operator,
+            trigger=trigger,
+            override_conflicts=bool(approval.params.get(OVERRIDE_CONFLICTS)),
+        )
         # a person decided: automation's limits, the caps and the cooldown do not hold it back
         person = replace(request, trigger="manual", override_reason=f"approval {approval.id}")
         with ctx.store.component_lock(name) as lock:
@@ -47,9 +55,10 @@ class ApprovalFlow:
             if acquired and probe.healthy:
                 return self._not_needed(approval, probe, operator)
             chain = self._remaining(name, approval)
+            plan = self.chain.step_plan(name, approval.strategy, probe.failure_type, person)
             with ctx.store.transaction(ctx.wait) as tx:
                 life = ctx.tracker.count_probe(tx, name, probe)
-                matches = self._plan_matches(name, approval, probe)
+                matches = self._plan_matches(name, approval, probe, plan, person)
                 asking = facts.Asking(lock_held=not acquired, approved=True, plan_matches=matches)
                 decision = facts.decide(ctx, tx, name, life, chain, person, asking)
                 if decision.verdict is not Verdict.ACT:
@@ -78,9 +87,24 @@ class ApprovalFlow:
             )
         return approval
 
-    def _plan_matches(self, name: str, approval: Approval, probe: ProbeResult) -> bool:
-        params = self.ctx.config.strategy(name, approval.strategy).params
-        digest = approvals.plan_hash(name, approval.strategy, params, probe.failure_type)
+    def _plan_matches(
+        self,
+        name: str,
+        approval: Approval,
+        probe: ProbeResult,
+        plan: Mapping[str, Any],
+        request: RecoverRequest,
+    ) -> bool:
+        """The same step, params and failure, and it would discard what the person saw."""
+        params = self.chain.params(name, approval.strategy, request)
+        loss = plan.get(WOULD_LOSE)
+        digest = approvals.plan_hash(
+            name,
+            approval.strategy,
+            params,
+            probe.failure_type,
+            loss if isinstance(loss, Mapping) else None,
+        )
         return digest == approval.plan_hash
 
     def _not_needed(
@@ -114,7 +138,8 @@ class ApprovalFlow:
         if not plan_matches:
             self._close(tx, approval.id, ApprovalStatus.SUPERSEDED, None, "plan changed")
             detail = (
-                f"plan changed since the request (failure was {approval.failure_type}); "
+                f"plan changed since the request (failure was {approval.failure_type}, "
+                "or what the step would discard changed); "
                 f"run `recovery recover {name}` for a fresh approval"
             )
         tx.record(

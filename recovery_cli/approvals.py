@@ -1,7 +1,8 @@
 """Pending approvals: created by a step that needs a human, consumed once by ``approve``.
 
-An approval is bound to a plan hash (component, strategy, params, failure type): approving
-a plan that no longer matches what the component needs is refused."""
+An approval is bound to a plan hash (component, strategy, params, failure type, and what the
+step would discard: its dry run's ``would_lose``): approving a plan that no longer matches
+what the component needs, or that would now discard something else, is refused."""
 
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ class Approval:
     approved_at: float | None = None
     closed_by: str | None = None
     closed_at: float | None = None
+    # the step's dry run when it was asked for: ``detail`` and ``would_lose``
+    plan: dict[str, Any] | None = None
+
+    @property
+    def would_lose(self) -> dict[str, Any] | None:
+        loss = (self.plan or {}).get("would_lose")
+        return loss if isinstance(loss, dict) else None
 
     @property
     def last_notice(self) -> float:
@@ -87,6 +95,7 @@ class Approval:
             "approved_at": self.approved_at,
             "closed_by": self.closed_by,
             "closed_at": self.closed_at,
+            "plan": self.plan,
         }
         entry.update((k, v) for k, v in later.items() if v is not None)
         return dict(sorted(entry.items()))
@@ -111,18 +120,25 @@ class Approval:
             approved_at=entry.get("approved_at"),
             closed_by=entry.get("closed_by"),
             closed_at=entry.get("closed_at"),
+            plan=entry.get("plan"),
         )
 
 
 def plan_hash(
-    component: str, strategy: str, params: Mapping[str, Any], failure_type: str | None
+    component: str,
+    strategy: str,
+    params: Mapping[str, Any],
+    failure_type: str | None,
+    would_lose: Mapping[str, Any] | None = None,
 ) -> str:
-    plan = {
+    plan: dict[str, Any] = {
         "component": component,
         "strategy": strategy,
         "params": params,
         "failure_type": failure_type,
     }
+    if would_lose is not None:
+        plan["would_lose"] = would_lose
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -133,6 +149,17 @@ class Request:
     params: Mapping[str, Any]
     failure_type: str | None
     attempt_id: str | None
+    plan: Mapping[str, Any] | None = None  # the step's dry run: detail, would_lose
+
+    @property
+    def would_lose(self) -> Mapping[str, Any] | None:
+        loss = (self.plan or {}).get("would_lose")
+        return loss if isinstance(loss, Mapping) else None
+
+    def digest(self) -> str:
+        return plan_hash(
+            self.component, self.strategy, self.params, self.failure_type, self.would_lose
+        )
 
 
 def expire_old(state: State, now: float) -> list[Approval]:
@@ -151,7 +178,7 @@ def request(
 
     A pending approval for the same component and strategy but another plan is superseded,
     so there is never more than one pending approval per component and strategy."""
-    digest = plan_hash(req.component, req.strategy, req.params, req.failure_type)
+    digest = req.digest()
     for approval in state.approvals.values():
         same_step = (approval.component, approval.strategy) == (req.component, req.strategy)
         if approval.status is not ApprovalStatus.PENDING or not same_step:
@@ -171,6 +198,7 @@ def request(
         failure_type=req.failure_type,
         requested_by=requested_by,
         attempt_id=req.attempt_id,
+        plan=dict(req.plan) if req.plan is not None else None,
     )
     state.approvals[approval.id] = approval
     return approval, True

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from recovery_cli import approvals
+from recovery_cli import alerts, approvals
 from recovery_cli.audit import Event
 from recovery_cli.errors import ExitCode, Terminated, interrupt_exit_code
-from recovery_cli.handlers.base import ProbeResult, StrategyContext, StrategyResult
+from recovery_cli.handlers.base import (
+    LOST,
+    WOULD_LOSE,
+    ProbeResult,
+    StrategyContext,
+    StrategyResult,
+)
 from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.results import ComponentReport, StepReport
@@ -34,6 +41,38 @@ class Attempt:
     started: float
 
 
+def lost_data(result: StrategyResult) -> dict[str, Any] | None:
+    """What the step discarded and could not give back (``None``: nothing)."""
+    lost = result.data.get(LOST)
+    if not isinstance(lost, Mapping) or lost.get("count") == 0:
+        return None
+    return dict(lost)
+
+
+def loss_note(plan: Mapping[str, Any] | None) -> str:
+    """``; would lose: ...`` for a plan that discards something, else empty."""
+    loss = (plan or {}).get(WOULD_LOSE)
+    if not isinstance(loss, Mapping) or loss.get("count") == 0:
+        return ""
+    return f"; would lose: {loss.get('summary')}"
+
+
+def loss_alert(ctx: RunContext, name: str, detail: str) -> alerts.PendingAlert:
+    """One alert for data a recovery discarded: nothing resolves it but its end time (a
+    person reads the audit trail and the quarantine)."""
+    now = ctx.env.clock.now()
+    labels = {
+        "alertname": alerts.DATA_LOSS_ALERT,
+        "component": name,
+        "host": ctx.env.host,
+        "severity": "critical",
+        "state": str(LifeState.HEALTHY),
+        "reason": str(Outcome.RECOVERED_WITH_LOSS),
+    }
+    summary = f"{name} on {ctx.env.host}: recovered with data loss: {detail}"
+    return alerts.PendingAlert(labels, summary, now, now + alerts.DATA_LOSS_ALERT_SECONDS)
+
+
 class ChainRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -49,9 +88,10 @@ class ChainRunner:
         failure_type = probe.failure_type
         for strategy in chain:
             if self._needs_a_human(attempt, strategy, approved):
+                plan = self.step_plan(attempt.name, strategy, failure_type, attempt.request)
                 if not attempt.request.yes:
-                    return self.await_approval(attempt, strategy, failure_type, steps)
-                self._approved_by_yes(attempt, strategy, failure_type)
+                    return self.await_approval(attempt, strategy, failure_type, steps, plan=plan)
+                self._approved_by_yes(attempt, strategy, failure_type, plan)
             try:
                 step, after = self._step(attempt, strategy, failure_type)
             except (KeyboardInterrupt, Terminated) as exc:
@@ -73,7 +113,9 @@ class ChainRunner:
         timeout = ctx.config.step_timeout(name, strategy)
         run = run_step(
             lambda sctx: self._strategy_fn(name, strategy)(sctx),
-            lambda deadline: self._context(name, strategy, failure_type, timeout, False, deadline),
+            lambda deadline: self._context(
+                name, strategy, failure_type, timeout, False, deadline, attempt.request
+            ),
             ctx.config.retry(name, strategy),
             timeout,
             sleep=ctx.env.clock.sleep,
@@ -96,7 +138,7 @@ class ChainRunner:
                 duration_s=round(run.duration, 3),
                 health_after=str(after.health),
             )
-        self._apply_mode_requests(name, result, attempt.request)
+        self._apply_mode_requests(name, result, attempt.request, after.failure_type or failure_type)
         report = StepReport(
             strategy,
             result.ok,
@@ -105,6 +147,7 @@ class ChainRunner:
             result.failure_type,
             round(run.duration, 3),
             run.tries,
+            lost_data(result),
         )
         return report, after
 
@@ -130,11 +173,11 @@ class ChainRunner:
             self._move(tx, attempt.name, LifeState.FAILING, "interrupted", detail)
 
     def _apply_mode_requests(
-        self, name: str, result: StrategyResult, request: RecoverRequest
+        self, name: str, result: StrategyResult, request: RecoverRequest, failure_type: str | None
     ) -> None:
         operator = self.ctx.env.operator(request.operator)
         if result.data.get("enter_degraded"):
-            self.ctx.degraded.enter(name, operator, result.detail)
+            self.ctx.degraded.enter(name, operator, result.detail, failure_type)
         if result.data.get("exit_degraded"):
             self.ctx.degraded.leave(name, operator)
 
@@ -154,10 +197,11 @@ class ChainRunner:
         timeout: float,
         dry_run: bool,
         deadline: float,
+        request: RecoverRequest | None = None,
     ) -> StrategyContext:
         return StrategyContext(
             component=self.ctx.components.context(name),
-            params=self.ctx.config.strategy(name, strategy).params,
+            params=self.params(name, strategy, request),
             failure_type=failure_type,
             timeout=timeout,
             dry_run=dry_run,
@@ -165,20 +209,50 @@ class ChainRunner:
             deadline=deadline,
         )
 
+    def params(
+        self, name: str, strategy: str, request: RecoverRequest | None = None
+    ) -> dict[str, Any]:
+        """The step's params: the config's, plus what the request adds."""
+        params = dict(self.ctx.config.strategy(name, strategy).params)
+        return {**params, **request.extra_params(strategy)} if request else params
+
     def call_strategy(
-        self, name: str, strategy: str, failure_type: str | None, dry_run: bool
+        self,
+        name: str,
+        strategy: str,
+        failure_type: str | None,
+        dry_run: bool,
+        request: RecoverRequest | None = None,
     ) -> StrategyResult:
         from recovery_cli.handler_calls import call_with_timeout, strategy_result_from
 
         timeout = self.ctx.config.step_timeout(name, strategy)
         ctx = self._context(
-            name, strategy, failure_type, timeout, dry_run, time.monotonic() + timeout
+            name, strategy, failure_type, timeout, dry_run, time.monotonic() + timeout, request
         )
         return strategy_result_from(
             call_with_timeout(lambda: self._strategy_fn(name, strategy)(ctx), timeout)
         )
 
-    def _approved_by_yes(self, attempt: Attempt, strategy: str, failure_type: str | None) -> None:
+    def step_plan(
+        self,
+        name: str,
+        strategy: str,
+        failure_type: str | None,
+        request: RecoverRequest | None = None,
+    ) -> dict[str, Any]:
+        """What a step that needs approval would do: its dry run's description and what it
+        would discard (``would_lose``). Never called with the store lock held."""
+        result = self.call_strategy(name, strategy, failure_type, True, request)
+        plan: dict[str, Any] = {"detail": result.detail}
+        loss = result.data.get(WOULD_LOSE)
+        if isinstance(loss, Mapping):
+            plan[WOULD_LOSE] = dict(loss)
+        return plan
+
+    def _approved_by_yes(
+        self, attempt: Attempt, strategy: str, failure_type: str | None, plan: dict[str, Any]
+    ) -> None:
         with self.ctx.store.transaction(self.ctx.wait) as tx:
             tx.record(
                 Event.APPROVED,
@@ -188,7 +262,8 @@ class ChainRunner:
                 trigger=attempt.request.trigger,
                 operator=self.ctx.env.operator(attempt.request.operator),
                 failure_type=failure_type,
-                detail="approved by --yes",
+                detail="approved by --yes" + loss_note(plan),
+                would_lose=plan.get(WOULD_LOSE),
             )
 
     def await_approval(
@@ -200,6 +275,7 @@ class ChainRunner:
         name: str | None = None,
         request: RecoverRequest | None = None,
         tx: Transaction | None = None,
+        plan: dict[str, Any] | None = None,
     ) -> ComponentReport:
         """The step needs a person: one pending approval per plan (created, or the one that
         waits already), the component awaiting it. With no ``attempt`` (the first step needs
@@ -210,10 +286,10 @@ class ChainRunner:
         if tx is None:
             with self.ctx.store.transaction(self.ctx.wait) as own:
                 return self.await_approval(
-                    attempt, strategy, failure_type, steps, name, request, own
+                    attempt, strategy, failure_type, steps, name, request, own, plan
                 )
-        approval = self._pending_approval(tx, name, strategy, failure_type, attempt, request)
-        detail = f"{strategy} needs approval: recovery approve {approval.id}"
+        approval = self._pending_approval(tx, name, strategy, failure_type, attempt, request, plan)
+        detail = f"{strategy} needs approval: recovery approve {approval.id}" + loss_note(plan)
         if attempt is not None:
             self._finish(tx, attempt, Outcome.AWAITING_APPROVAL, strategy, failure_type, detail)
         self._move(tx, name, LifeState.AWAITING_APPROVAL, str(BlockReason.APPROVAL), detail)
@@ -223,7 +299,7 @@ class ChainRunner:
             "awaiting_approval",
             self._health(name),
             failure_type,
-            f"{strategy} needs approval; run: recovery approve {approval.id}",
+            f"{strategy} needs approval; run: recovery approve {approval.id}" + loss_note(plan),
             reason=BlockReason.APPROVAL,
             steps=tuple(steps),
             approval_id=approval.id,
@@ -238,12 +314,13 @@ class ChainRunner:
         failure_type: str | None,
         attempt: Attempt | None,
         request: RecoverRequest,
+        plan: dict[str, Any] | None,
     ) -> approvals.Approval:
         ctx = self.ctx
         now = ctx.store.now()
-        params = ctx.config.strategy(name, strategy).params
+        params = self.params(name, strategy, request)
         req = approvals.Request(
-            name, strategy, params, failure_type, attempt.attempt_id if attempt else None
+            name, strategy, params, failure_type, attempt.attempt_id if attempt else None, plan
         )
         approvals.expire_old(tx.state, now)
         approval, created = approvals.request(
@@ -263,7 +340,9 @@ class ChainRunner:
                 trigger=request.trigger,
                 approval_id=approval.id,
                 failure_type=failure_type,
-                detail=f"plan {approval.plan_hash}, expires {approval.expires:.0f}",
+                detail=f"plan {approval.plan_hash}, expires {approval.expires:.0f}"
+                + loss_note(plan),
+                would_lose=req.would_lose,
             )
         elif now - approval.last_notice >= self._renotify():
             approval.notified = now
@@ -319,17 +398,35 @@ class ChainRunner:
         self, attempt: Attempt, steps: list[StepReport], after: ProbeResult
     ) -> ComponentReport:
         ctx, name = self.ctx, attempt.name
+        losses = [s.lost for s in steps if s.lost]
+        outcome = Outcome.RECOVERED_WITH_LOSS if losses else Outcome.SUCCESS
+        last = steps[-1].strategy
+        detail = f"healthy after {last}"
+        if losses:
+            detail += "; data lost: " + "; ".join(str(loss.get("summary")) for loss in losses)
         with ctx.store.transaction(ctx.wait) as tx:
-            last = steps[-1].strategy
-            self._finish(tx, attempt, Outcome.SUCCESS, last, None, f"healthy after {last}")
+            self._finish(tx, attempt, outcome, last, None, detail)
             life = ctx.tracker.life(tx.state, name)
             counted = observe(life, True, None, ctx.store.now(), ctx.config.thresholds(name))
+            counted = replace(counted, marks=after.marks)
             done = counted.successes == 0
             state = LifeState.HEALTHY if done else LifeState.RECOVERING
             reason = f"healthy after {last}" if done else "counting healthy probes"
             grace_until = ctx.store.now() + ctx.config.thresholds(name).grace_seconds
             ctx.tracker.put(tx, name, replace(counted, grace_until=grace_until), state, reason)
         ctx.degraded.leave(name, ctx.env.operator(attempt.request.operator))
+        if losses:
+            ctx.outbox.add([loss_alert(ctx, name, detail)])
+            return ComponentReport(
+                name,
+                ExitCode.RECOVERED_WITH_LOSS,
+                str(Outcome.RECOVERED_WITH_LOSS),
+                after.health,
+                None,
+                detail,
+                steps=tuple(steps),
+                attempt_id=attempt.attempt_id,
+            )
         return ComponentReport(
             name,
             ExitCode.OK,
@@ -358,7 +455,9 @@ class ChainRunner:
             else:
                 self._move(tx, name, LifeState.FAILING, PERSON_RUN_FAILED, detail)
         if automatic:
-            ctx.degraded.enter(name, ctx.env.operator(attempt.request.operator), detail)
+            ctx.degraded.enter(
+                name, ctx.env.operator(attempt.request.operator), detail, failure_type
+            )
         return ComponentReport(
             name,
             ExitCode.UNHEALTHY,

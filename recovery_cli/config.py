@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,7 +28,13 @@ from pydantic import (
 from recovery_cli import yaml_lines
 from recovery_cli.errors import ConfigError, ConfigProblem
 from recovery_cli.lifecycle import Thresholds
-from recovery_cli.registry import HandlerUnavailable, config_validator, kind_spec, known_kinds
+from recovery_cli.registry import (
+    HandlerUnavailable,
+    config_validator,
+    config_warnings,
+    kind_spec,
+    known_kinds,
+)
 
 # The bounds of every number in the config: each one validates, so none may crash later
 # (``time.sleep(1e20)``, a timestamp past year 9999) or wait forever (``.inf``).
@@ -219,6 +226,9 @@ class Hook(Strict):
 class DegradedMode(Strict):
     component: ComponentName
     capabilities: dict[str, str] = Field(default_factory=dict)
+    # entered only when the exhausted chain's failure type is one of these; None: the
+    # kind's defaults (the failures users feel), every failure type when it has none
+    failure_types: list[Text] | None = None
     on_enter: Hook | None = None
     on_exit: Hook | None = None
 
@@ -242,6 +252,12 @@ class Config(Strict):
     components: dict[ComponentKey, ComponentConfig] = Field(min_length=1, max_length=MAX_COMPONENTS)
     degraded_modes: dict[ComponentName, DegradedMode] = Field(default_factory=dict)
     alerting: Alerting = Alerting()
+    # what the kinds say cannot work as meant: ``file:line: key: message`` lines
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
 
     @field_validator("state_dir")
     @classmethod
@@ -303,13 +319,36 @@ class Config(Strict):
         return self.strategy(name, strategy).approval == "required"
 
     def chain_for(self, name: str, failure_type: str | None) -> list[str]:
+        """The steps for this failure, without those the kind says cannot fix it."""
         component = self.components[name]
         if failure_type and failure_type in component.on_failure:
-            return list(component.on_failure[failure_type])
-        return list(component.chain)
+            chain = list(component.on_failure[failure_type])
+        else:
+            chain = list(component.chain)
+        spec = kind_spec(component.kind)
+        if spec is None or not failure_type:
+            return chain
+        return [s for s in chain if failure_type not in spec.cannot_help.get(s, ())]
 
-    def modes_for(self, name: str) -> list[str]:
-        return [mode for mode, spec in self.degraded_modes.items() if spec.component == name]
+    def modes_for(self, name: str, failure_type: str | None = None) -> list[str]:
+        """The component's degraded modes; with ``failure_type``, only those entered for it."""
+        return [
+            mode
+            for mode, spec in self.degraded_modes.items()
+            if spec.component == name and self._enters(mode, failure_type)
+        ]
+
+    def _enters(self, mode: str, failure_type: str | None) -> bool:
+        types = self.mode_failure_types(mode)
+        return failure_type is None or not types or failure_type in types
+
+    def mode_failure_types(self, mode: str) -> tuple[str, ...]:
+        """The failure types that enter ``mode``; empty: any failure."""
+        spec = self.degraded_modes[mode]
+        if spec.failure_types is not None:
+            return tuple(spec.failure_types)
+        kind = kind_spec(self.components[spec.component].kind)
+        return kind.degraded_failure_types if kind is not None else ()
 
 
 def resolve_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path:
@@ -370,6 +409,7 @@ def parse_config(text: str, filename: str) -> Config:
     problems = _problems(document, _cross_checks(config))
     if problems:
         raise ConfigError(problems)
+    config._warnings = [str(w) for w in _problems(document, _handler_warnings(config))]
     return config
 
 
@@ -522,6 +562,22 @@ def _handler_checks(base: Path_, component: ComponentConfig) -> list[tuple[Path_
         ((*base, *yaml_lines.parse_path(error.key)), error.message)
         for error in validate(component.settings, params)
     ]
+
+
+def _handler_warnings(config: Config) -> list[tuple[Path_, str]]:
+    """What each kind says cannot work as meant (the config loads all the same)."""
+    found: list[tuple[Path_, str]] = []
+    for name, component in config.components.items():
+        try:
+            warn = config_warnings(component.kind)
+        except HandlerUnavailable:
+            continue
+        params = {s: spec.params for s, spec in component.strategies.items()}
+        found += [
+            (("components", name, *yaml_lines.parse_path(w.key)), w.message)
+            for w in warn(component.settings, params)
+        ]
+    return found
 
 
 def _cycle_checks(config: Config) -> list[tuple[Path_, str]]:

@@ -17,7 +17,8 @@ from recovery_cli.audit import Event, Record, parse_ts_or
 
 # seconds a recovery attempt takes: from a reconnect to a slow restart
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-ENDED = frozenset({"success", "failed", "awaiting_approval", "interrupted"})
+RECOVERED = frozenset({"success", "recovered_with_loss"})
+ENDED = RECOVERED | {"failed", "awaiting_approval", "interrupted"}
 SEPARATOR = "\t"
 Key = tuple[str, ...]  # label values, in the metric's label order
 
@@ -122,7 +123,7 @@ def _attempt(counted: Tally, record: Record, component: str, strategies: dict[st
     strategy = str(record.get("strategy") or step)
     counted.attempts[(component, strategy, outcome)] += 1
     counted.observe(component, _seconds(record.get("duration_s")))
-    if outcome == "success":
+    if outcome in RECOVERED:
         when = parse_ts_or(record.get("ts"), 0.0)
         if when:
             counted.last_success[(component,)] = max(

@@ -1,4 +1,5 @@
-"""Degraded modes: entered when a component's chain is exhausted, left when it is healthy.
+"""Degraded modes: entered when a component's chain is exhausted on a failure users feel
+(the mode's ``failure_types``), left when it is healthy.
 
 The mode's optional hooks (argv lists) tell the rest of the system to switch capabilities;
 a hook that fails is recorded, never fatal."""
@@ -17,10 +18,17 @@ class DegradedModes:
         self.config = config
         self.store = store
 
-    def enter(self, component: str, operator: str, why: str) -> list[str]:
+    def enter(
+        self, component: str, operator: str, why: str, failure_type: str | None = None
+    ) -> list[str]:
+        """Enter the component's modes meant for ``failure_type`` (a mode's
+        ``failure_types``, else its kind's: the failures users feel)."""
+        modes = self.config.modes_for(component, failure_type)
+        if not modes:
+            return []
         entered = []
         with self.store.transaction(self.config.defaults.lock_wait_seconds) as tx:
-            for mode in self.config.modes_for(component):
+            for mode in modes:
                 if mode in tx.state.degraded:
                     continue
                 spec = self.config.degraded_modes[mode]
@@ -32,6 +40,7 @@ class DegradedModes:
                     mode=mode,
                     operator=operator,
                     detail=why,
+                    failure_type=failure_type,
                     capabilities=dict(spec.capabilities),
                 )
                 entered.append(mode)

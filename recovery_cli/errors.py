@@ -14,6 +14,9 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # usage error or invalid config
     BLOCKED = 3  # blocked by policy: cooldown, cap, disabled, approval, dependency, lock
     INTERNAL = 4  # internal error; traceback in the state dir's log
+    # healthy again, but a step discarded data it could not give back (counts, ids and the
+    # quarantine or backup holding them are in the audit trail)
+    RECOVERED_WITH_LOSS = 5
     INTERRUPTED = 130  # Ctrl-C / SIGINT
     TERMINATED = 143  # SIGTERM (128 + 15, as shells report it)
 
@@ -23,7 +26,13 @@ class Terminated(BaseException):
     so ``with`` blocks release their locks and the interrupted step is recorded."""
 
 
-SEVERITY = (ExitCode.INTERNAL, ExitCode.UNHEALTHY, ExitCode.BLOCKED, ExitCode.OK)
+SEVERITY = (
+    ExitCode.INTERNAL,
+    ExitCode.UNHEALTHY,
+    ExitCode.RECOVERED_WITH_LOSS,
+    ExitCode.BLOCKED,
+    ExitCode.OK,
+)
 
 
 def interrupt_exit_code(exc: BaseException) -> ExitCode:
@@ -32,7 +41,8 @@ def interrupt_exit_code(exc: BaseException) -> ExitCode:
 
 
 def worst(codes: list[ExitCode]) -> ExitCode:
-    """Combine per-component outcomes: internal > unhealthy > blocked > ok."""
+    """Combine per-component outcomes: internal > unhealthy > recovered with loss > blocked
+    > ok."""
     for code in SEVERITY:
         if code in codes:
             return code

@@ -47,6 +47,8 @@ class Life:
     alert: dict[str, Any] | None = None  # the alert it holds: labels, starts_at, sent_at
     failure_type: str | None = None
     detail: str = ""  # what the last change of state said
+    # what the last probe said about a working component (``on_fallback``)
+    marks: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class Life:
             "alert": self.alert,
             "failure_type": self.failure_type,
             "detail": self.detail,
+            "marks": list(self.marks),
         }
 
     @classmethod
@@ -79,6 +82,7 @@ class Life:
                 alert=_alert(data.get("alert")),
                 failure_type=str(data.get("failure_type") or "") or None,
                 detail=str(data.get("detail") or ""),
+                marks=tuple(str(m) for m in data.get("marks") or ()),
             )
         except (TypeError, ValueError, OverflowError):
             return cls()

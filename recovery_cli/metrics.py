@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli import approvals
+from recovery_cli.alerts import ON_FALLBACK
 from recovery_cli.config import Config
 from recovery_cli.counters import DURATION_BUCKETS, Key, Tally, tally
 from recovery_cli.errors import StateError, UsageError
@@ -120,12 +121,19 @@ def _lifecycle(config: Config, state: State) -> Iterator[Metric]:
         "The component's lifecycle state",
         labels=["component"],
     )
+    fallback = GaugeMetricFamily(
+        "infra_recovery_component_on_fallback",
+        "1 while the component works from its fallback (after a failover), 0 otherwise",
+        labels=["component"],
+    )
     for name in config.components:
         life = Life.from_json(state.components.get(name))
         up.add_metric([name], 1 if life.state is LifeState.HEALTHY else 0)
         states.add_metric([name], {s.value: s is life.state for s in LifeState})
+        fallback.add_metric([name], 1 if ON_FALLBACK in life.marks else 0)
     yield up
     yield states
+    yield fallback
 
 
 def _gauges(config: Config, store: Store, state: State) -> Iterator[Metric]:

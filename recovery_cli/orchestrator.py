@@ -4,6 +4,8 @@ then act on its verdict (run the chain, wait for an approval, hold, block or onl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 from recovery_cli import alerts, approvals, facts, policy
 from recovery_cli.approval_run import ApprovalFlow
@@ -83,6 +85,23 @@ class Orchestrator:
                 f"component {names[0]!r} has no strategy {request.strategy!r} "
                 f"(known: {', '.join(known)})"
             )
+        if request.override_conflicts and not self._takes_extras(names[0], request):
+            raise UsageError(
+                f"strategy {request.strategy!r} of {names[0]!r} has no conflicts to override"
+            )
+
+    def _takes_extras(self, name: str, request: RecoverRequest) -> bool:
+        """Whether the kind's params check accepts what the request adds to the step."""
+        from recovery_cli.registry import HandlerUnavailable, config_validator
+
+        assert request.strategy is not None
+        component = self.ctx.config.components[name]
+        params = self.chain.params(name, request.strategy, request)
+        try:
+            validate = config_validator(component.kind)
+        except HandlerUnavailable:
+            return False
+        return not validate(component.settings, {request.strategy: params})
 
     def _known_strategies(self, name: str) -> list[str]:
         from recovery_cli.registry import kind_spec
@@ -126,10 +145,13 @@ class Orchestrator:
         probe = ctx.components.probe(name)
         if request.dry_run:
             return self._dry_run(name, probe, request, unhealthy)
-        if probe.healthy and not request.force:
+        if probe.healthy and probe.follow_up and not request.strategy and not request.force:
+            report = self._follow_up(name, probe, request)
+        elif probe.healthy and not request.force:
             return self._healthy(name, probe, request)
-        with ctx.store.component_lock(name) as lock:
-            report = self._locked(name, probe, request, lock, unhealthy)
+        else:
+            with ctx.store.component_lock(name) as lock:
+                report = self._locked(name, probe, request, lock, unhealthy)
         ctx.tracker.settle_alert(ctx.store, name)
         ctx.send_alerts()  # never while the component lock is held
         return report
@@ -149,9 +171,27 @@ class Orchestrator:
                 return self._healthy(name, probe, request)
         return self._gate_and_run(name, probe, request, not acquired, unhealthy)
 
+    def _follow_up(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
+        """A healthy component whose probe names a step to run (``restore_config`` once the
+        primary answers again): run it through the gates as an attempt of its own. A gate
+        that refuses leaves it healthy and records nothing: the next run asks again."""
+        ctx, strategy = self.ctx, str(probe.follow_up)
+        follow = replace(request, strategy=strategy, force=True)
+        with ctx.store.component_lock(name) as lock:
+            if not lock.acquire(0):
+                return self._healthy(name, probe, request)
+            with ctx.store.transaction(ctx.wait) as tx:
+                life = ctx.tracker.count_probe(tx, name, probe)
+                decision = facts.decide(ctx, tx, name, life, [strategy], follow, facts.Asking())
+                if decision.verdict is not Verdict.ACT:
+                    held = f"{probe.detail}; {strategy} waits: {decision.detail}"
+                    return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, held)
+                attempt = self._start(tx, name, probe, [strategy], follow, follow_up=True)
+            return self.chain.run_chain(attempt, [strategy], probe)
+
     def _healthy(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
         ctx = self.ctx
-        if not ctx.tracker.needs_no_write(ctx.store.load_state(), name):
+        if not ctx.tracker.needs_no_write(ctx.store.load_state(), name, probe):
             with ctx.store.transaction(ctx.wait) as tx:
                 ctx.tracker.count_probe(tx, name, probe)
             ctx.tracker.settle_alert(ctx.store, name)
@@ -173,18 +213,28 @@ class Orchestrator:
     ) -> ComponentReport:
         ctx = self.ctx
         chain = self._chain(name, probe, request)
+        plan = self._first_step_plan(name, chain, probe, request)
         with ctx.store.transaction(ctx.wait) as tx:
             life = ctx.tracker.count_probe(tx, name, probe)
             asking = facts.Asking(lock_held=lock_held, unhealthy=unhealthy)
             decision = facts.decide(ctx, tx, name, life, chain, request, asking)
             if decision.verdict is Verdict.AWAIT:
                 return self.chain.await_approval(
-                    None, chain[0], probe.failure_type, name=name, request=request, tx=tx
+                    None, chain[0], probe.failure_type, name=name, request=request, tx=tx, plan=plan
                 )
             if decision.verdict is not Verdict.ACT:
                 return self._refused(tx, name, probe, decision, chain, request)
             attempt = self._start(tx, name, probe, chain, request)
         return self.chain.run_chain(attempt, chain, probe)
+
+    def _first_step_plan(
+        self, name: str, chain: Sequence[str], probe: ProbeResult, request: RecoverRequest
+    ) -> dict[str, Any] | None:
+        """The dry run of a first step that will wait for a person, made before the state
+        lock is taken (it reads the component)."""
+        if not chain or request.yes or not self.ctx.config.needs_approval(name, chain[0]):
+            return None
+        return self.chain.step_plan(name, chain[0], probe.failure_type, request)
 
     def _start(
         self,
@@ -305,7 +355,7 @@ class Orchestrator:
             decision = facts.decide(ctx, tx, name, life, chain, request, asking)
         if decision.verdict not in (Verdict.ACT, Verdict.AWAIT):
             return _refusal_report(name, probe, decision, chain)
-        steps = tuple(self._dry_step(name, s, probe.failure_type) for s in chain)
+        steps = tuple(self._dry_step(name, s, probe.failure_type, request) for s in chain)
         return ComponentReport(
             name,
             ExitCode.OK,
@@ -317,8 +367,10 @@ class Orchestrator:
             plan=tuple(chain),
         )
 
-    def _dry_step(self, name: str, strategy: str, failure_type: str | None) -> StepReport:
-        result = self.chain.call_strategy(name, strategy, failure_type, dry_run=True)
+    def _dry_step(
+        self, name: str, strategy: str, failure_type: str | None, request: RecoverRequest
+    ) -> StepReport:
+        result = self.chain.call_strategy(name, strategy, failure_type, True, request)
         note = " (needs approval)" if self.ctx.config.needs_approval(name, strategy) else ""
         return StepReport(
             strategy, result.ok, False, result.detail + note, result.failure_type, 0.0, 1

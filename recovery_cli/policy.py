@@ -46,6 +46,7 @@ class HoldReason(enum.StrEnum):
 class Outcome(enum.StrEnum):
     STARTED = "started"
     SUCCESS = "success"
+    RECOVERED_WITH_LOSS = "recovered_with_loss"  # healthy, but data a step discarded is gone
     FAILED = "failed"
     AWAITING_APPROVAL = "awaiting_approval"
     SHADOW = "shadow"

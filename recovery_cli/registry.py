@@ -105,6 +105,15 @@ def config_validator(kind: str) -> Validator:
     return validator
 
 
+def config_warnings(kind: str) -> Validator:
+    """The kind's check for a config that loads but cannot work as meant."""
+    target = _spec(kind).warnings
+    if target is None:
+        return _accept_anything
+    warnings: Validator = _load_for(kind, target)
+    return warnings
+
+
 def _accept_anything(
     settings: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]
 ) -> list[SettingsError]:

@@ -132,7 +132,7 @@ def status_rows(rows: Sequence[ComponentStatus], explain: bool) -> None:
             [
                 r.component,
                 r.kind + ("" if r.handler == "available" else " (no handler)"),
-                r.health,
+                r.health + (f" ({', '.join(r.marks)})" if r.marks else ""),
                 r.state + (f" ({r.state_reason})" if r.state_reason else ""),
                 r.failure_type,
                 f"{r.attempts_last_hour}/{r.hourly_cap}",
@@ -192,7 +192,7 @@ def drill_cases(cases: Sequence[DrillCase]) -> None:
 
 def approvals_rows(rows: Sequence[Approval]) -> None:
     table(
-        ["id", "component", "strategy", "failure", "requested", "expires", "plan"],
+        ["id", "component", "strategy", "failure", "requested", "expires", "plan", "would lose"],
         [
             [
                 a.id,
@@ -202,10 +202,21 @@ def approvals_rows(rows: Sequence[Approval]) -> None:
                 format_ts(a.created)[:19],
                 format_ts(a.expires)[:19],
                 a.plan_hash,
+                _would_lose(a),
             ]
             for a in rows
         ],
     )
+    for a in rows:
+        if a.plan and a.plan.get("detail"):
+            out(f"{a.id}: {a.plan['detail']}")
+
+
+def _would_lose(approval: Approval) -> str:
+    loss = approval.would_lose
+    if loss is None:
+        return "-"
+    return "nothing" if loss.get("count") == 0 else str(loss.get("summary"))
 
 
 def ask(question: str, timeout: float) -> bool | None:

@@ -17,15 +17,16 @@ class StepReport:
     failure_type: str | None
     duration_s: float
     tries: int
+    lost: dict[str, Any] | None = None  # what the step discarded and could not give back
 
 
 @dataclass(frozen=True)
 class ComponentReport:
     component: str
     code: ExitCode
-    outcome: (
-        str  # healthy, recovered, failed, blocked, awaiting_approval, shadow, dry_run, unavailable
-    )
+    # healthy, recovered, recovered_with_loss, failed, blocked, awaiting_approval, shadow,
+    # dry_run, unavailable
+    outcome: str
     health: str
     failure_type: str | None = None
     detail: str = ""
@@ -34,6 +35,10 @@ class ComponentReport:
     approval_id: str | None = None
     attempt_id: str | None = None
     plan: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def losses(self) -> list[dict[str, Any]]:
+        return [s.lost for s in self.steps if s.lost]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

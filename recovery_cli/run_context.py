@@ -4,6 +4,7 @@ plain object handed to each part (no base class, nothing patched after construct
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from recovery_cli.alerts import Outbox
 from recovery_cli.config import Config
@@ -14,6 +15,7 @@ from recovery_cli.store import Store
 from recovery_cli.tracker import Tracker
 
 DEFAULT_PROMPT_TIMEOUT = 300.0
+OVERRIDE_CONFLICTS = "override_conflicts"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,14 @@ class RecoverRequest:
     trigger: str = "manual"
     override_reason: str | None = None  # --override-limits: a person passes cap and cooldown
     prompt_timeout: float = DEFAULT_PROMPT_TIMEOUT
+    # --override-conflicts: the named strategy may overwrite what a person changed
+    override_conflicts: bool = False
+
+    def extra_params(self, strategy: str) -> dict[str, Any]:
+        """What this request adds to ``strategy``'s configured params."""
+        if self.override_conflicts and strategy == self.strategy:
+            return {OVERRIDE_CONFLICTS: True}
+        return {}
 
     @property
     def by_person(self) -> bool:

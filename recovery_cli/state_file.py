@@ -52,6 +52,7 @@ OPTIONAL_FIELDS: dict[str, dict[str, str | type]] = {
         "approved_at": TIMESTAMP,
         "closed_by": str,
         "closed_at": TIMESTAMP,
+        "plan": dict,
     },
     "disabled": {"reason": str, "by": str},
     "degraded": {"why": str},

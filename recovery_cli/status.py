@@ -36,6 +36,7 @@ class ComponentStatus:
     state_since: str | None = None
     state_reason: str = ""
     next_step: str = ""  # what happens next, in words
+    marks: tuple[str, ...] = ()  # a working component not as configured: ``on_fallback``
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +52,7 @@ def component_status(
         window = store.window(name, config.hourly_cap(name), config.cooldown(name))
         disabled = policy.disabled_entry(state.disabled, name, now)
         result = components.probe(name) if probe else None
+        life = Life.from_json(state.components.get(name))
         cooldown_until = window.cooldown_until
         next_allowed = (
             max(window.next_allowed, float(disabled.until)) if disabled else window.next_allowed
@@ -76,7 +78,8 @@ def component_status(
                 ],
                 next_allowed="now" if next_allowed <= now else format_ts(next_allowed),
                 explain=list(policy.explain_window(window)),
-                **_lifecycle(config, name, Life.from_json(state.components.get(name)), state, now),
+                marks=result.marks if result else life.marks,
+                **_lifecycle(config, name, life, state, now),
             )
         )
     return rows
@@ -94,8 +97,11 @@ def _lifecycle(config: Config, name: str, life: Life, state: State, now: float) 
 def _next_step(config: Config, name: str, life: Life, state: State, now: float) -> str:
     thresholds = config.thresholds(name)
     pending = [a.id for a in approvals.pending(state, now) if a.component == name]
+    healthy = "nothing to do"
+    if "on_fallback" in life.marks:
+        healthy = "on its fallback: the next run restores it once the primary answers"
     steps = {
-        LifeState.HEALTHY: "nothing to do",
+        LifeState.HEALTHY: healthy,
         LifeState.FAILING: (
             f"acts after {thresholds.failures_before_action - life.failures} more failing probe(s)"
             if life.failures < thresholds.failures_before_action

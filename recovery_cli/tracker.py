@@ -32,7 +32,7 @@ class Tracker:
     def thresholds(self, name: str) -> Thresholds:
         return self.config.thresholds(name)
 
-    def needs_no_write(self, state: State, name: str) -> bool:
+    def needs_no_write(self, state: State, name: str, probe: ProbeResult) -> bool:
         """A healthy probe of a component that is healthy with nothing counted: the common
         case, which takes no lock and writes nothing."""
         life = self.life(state, name)
@@ -41,6 +41,7 @@ class Tracker:
             and not life.failures
             and not life.successes
             and life.alert is None
+            and life.marks == probe.marks
         )
 
     def count_probe(self, tx: Transaction, name: str, probe: ProbeResult) -> Life:
@@ -48,6 +49,7 @@ class Tracker:
         counted = observe(
             self.life(tx.state, name), probe.healthy, probe.failure_type, now, self.thresholds(name)
         )
+        counted = replace(counted, marks=probe.marks)
         settled = settled_state(counted, probe.healthy, self.thresholds(name))
         if settled is None:
             return self.put(tx, name, counted)
@@ -108,7 +110,7 @@ class Tracker:
     def alert_labels(self, name: str, life: Life) -> dict[str, str] | None:
         alertname = alerts.ALERT_NAMES.get(life.state)
         if alertname is None:
-            return None
+            return self._mark_alert(name, life)
         below = life.failures < self.thresholds(name).failures_before_action
         if life.state is LifeState.FAILING and below:
             return None  # not yet past its threshold: nobody is paged for one bad probe
@@ -119,6 +121,19 @@ class Tracker:
             "severity": self.config.severity(name),
             "state": str(life.state),
             "reason": life.reason,
+        }
+
+    def _mark_alert(self, name: str, life: Life) -> dict[str, str] | None:
+        """A working component on its fallback holds a low-severity alert until restored."""
+        if life.state is not LifeState.HEALTHY or alerts.ON_FALLBACK not in life.marks:
+            return None
+        return {
+            "alertname": alerts.ON_FALLBACK_ALERT,
+            "component": name,
+            "host": self.env.host,
+            "severity": "info",
+            "state": str(life.state),
+            "reason": alerts.ON_FALLBACK,
         }
 
     def remember_unsent(self, tx: Transaction, failed: list[alerts.PendingAlert]) -> None:

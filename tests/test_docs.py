@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.alerts import ALERT_NAMES, BLAST_RADIUS_ALERT
+from recovery_cli.alerts import (
+    ALERT_NAMES,
+    BLAST_RADIUS_ALERT,
+    DATA_LOSS_ALERT,
+    ON_FALLBACK_ALERT,
+)
 from recovery_cli.audit import Event
 from recovery_cli.cli import app
 from recovery_cli.errors import ExitCode
@@ -65,7 +70,10 @@ def test_every_hold_reason_is_in_the_playbook(reason: HoldReason) -> None:
     assert f"`{reason.value}`" in PLAYBOOK
 
 
-@pytest.mark.parametrize("name", sorted({*ALERT_NAMES.values(), BLAST_RADIUS_ALERT}))
+@pytest.mark.parametrize(
+    "name",
+    sorted({*ALERT_NAMES.values(), BLAST_RADIUS_ALERT, DATA_LOSS_ALERT, ON_FALLBACK_ALERT}),
+)
 def test_every_alert_name_is_in_the_playbook(name: str) -> None:
     assert f"`{name}`" in PLAYBOOK
 

@@ -11,6 +11,7 @@ from recovery_cli.commands.shared import (
     JsonOpt,
     orchestrator,
     session_of,
+    warn_config,
 )
 
 if TYPE_CHECKING:
@@ -58,11 +59,23 @@ def recover(
         float,
         typer.Option("--prompt-timeout", help="Seconds to wait at the approval prompt."),
     ] = 300.0,
+    override_conflicts: Annotated[
+        bool,
+        typer.Option(
+            "--override-conflicts",
+            help="With --strategy restore_config: also put back keys a person changed since "
+            "(still needs its approval).",
+        ),
+    ] = False,
 ) -> int:
     """Probe, then recover what is unhealthy (what cron runs every minute)."""
     from recovery_cli.run_context import RecoverRequest
 
     refuse_unpaired(override_limits, reason, prompt_timeout)
+    if override_conflicts and not strategy:
+        from recovery_cli.errors import UsageError
+
+        raise UsageError("--override-conflicts needs --strategy (e.g. --strategy restore_config)")
     session = session_of(ctx)
     request = RecoverRequest(
         components=tuple((components or []) + (component or [])),
@@ -75,6 +88,7 @@ def recover(
         trigger="manual" if operator else session.env.trigger,
         override_reason=reason if override_limits else None,
         prompt_timeout=prompt_timeout,
+        override_conflicts=override_conflicts,
     )
     return run(session, request, json_output)
 
@@ -96,6 +110,7 @@ def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
     from recovery_cli import render
     from recovery_cli.errors import worst
 
+    warn_config(session)
     runner = orchestrator(session, read_only=request.dry_run)
     reports = runner.recover(request)
     for warning in runner.warnings:

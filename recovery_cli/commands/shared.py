@@ -31,6 +31,14 @@ def orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     return Orchestrator(session.config, store, session.env, components, render.ask)
 
 
+def warn_config(session: Session) -> None:
+    """On stderr, what the kinds say about the config: it loads, but will not work as meant."""
+    from recovery_cli import render
+
+    for warning in session.config.warnings:
+        render.err(f"warning: {warning}")
+
+
 def trace_start(session: Session) -> str | None:
     """With --verbose: say which config and state dir are used; returns the run's start."""
     if not session.verbose:

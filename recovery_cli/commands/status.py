@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, session_of
+from recovery_cli.commands.shared import JsonOpt, session_of, warn_config
 
 
 def status(
@@ -25,6 +25,7 @@ def status(
     from recovery_cli.status import component_status
 
     session = session_of(ctx)
+    warn_config(session)
     rows = component_status(
         session.config, session.store(read_only=True), session.read_only_components, not no_probe
     )

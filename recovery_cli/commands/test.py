@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, orchestrator, session_of
+from recovery_cli.commands.shared import JsonOpt, orchestrator, session_of, warn_config
 
 
 def drill(
@@ -25,6 +25,7 @@ def drill(
     from recovery_cli.errors import ExitCode, worst
 
     session = session_of(ctx)
+    warn_config(session)
     store = session.store()
     cases = run_drill(session.config, session.components, session.state_dir)
     failed = [c for c in cases if not c.ok]
