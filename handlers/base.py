@@ -102,16 +102,21 @@ LOSS_ITEMS_SHOWN = 1000  # ids or keys kept in a plan or an audit record; the co
 class Loss:
     """What a destructive step discards (or would): ``count`` exact (None: could not be
     counted), ``items`` the first ids or keys, ``where`` the quarantine or backup holding
-    them, ``undo`` how a person gets them back."""
+    them, ``undo`` how a person gets them back, ``binds`` what an approval is bound to."""
 
     summary: str
     count: int | None
     items: tuple[str, ...] = ()
     where: str | None = None
     undo: str = ""
+    # what an approval's plan hash binds, when not the whole of it: a cache whose keys
+    # churn binds its patterns and limit, not the exact keys of the moment
+    binds: Mapping[str, Any] | None = None
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"summary": self.summary, "count": self.count}
+        if self.binds is not None:
+            data["binds"] = dict(self.binds)
         if self.items:
             data["items"] = list(self.items[:LOSS_ITEMS_SHOWN])
         if self.where:

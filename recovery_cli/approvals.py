@@ -138,7 +138,7 @@ def plan_hash(
         "failure_type": failure_type,
     }
     if would_lose is not None:
-        plan["would_lose"] = would_lose
+        plan["would_lose"] = would_lose.get("binds", would_lose)
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

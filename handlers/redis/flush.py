@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from recovery_cli.handlers.base import StrategyResult
+from recovery_cli.handlers.base import LOST, WOULD_LOSE, Loss, StrategyResult
 from recovery_cli.handlers.redis.backup import Backup, BackupEntry, record_outcome, write_backup
 from recovery_cli.handlers.redis.settings import FlushParams
 
@@ -130,7 +130,9 @@ def flush(
             else "back up and delete"
         )
         return StrategyResult.success(
-            f"dry run: would {verb} {len(scan.keys)} keys: {shown}", **counts
+            f"dry run: would {verb} {len(scan.keys)} keys: {shown}",
+            **counts,
+            **{WOULD_LOSE: _would_lose(scan, params).to_data()},
         )
     if params.mode == "expire":
         changed = expire_keys(client, scan.keys, params.ttl_seconds)
@@ -138,6 +140,22 @@ def flush(
             f"set a {params.ttl_seconds}s TTL on {changed} keys", expired=changed, **counts
         )
     return _delete(client, scan.keys, backup_dir, header, counts, now)
+
+
+def _would_lose(scan: Scan, params: FlushParams) -> Loss:
+    """The keys the flush would remove (or give a TTL), bound by patterns, mode and limit:
+    leaked cache keys keep coming, so an approval never binds the keys of one moment."""
+    count = len(scan.keys)
+    patterns = list(params.patterns)
+    if params.mode == "expire":
+        summary = f"{count} keys matching {patterns} expire {params.ttl_seconds}s after the step"
+        undo = "give them a TTL of -1 (PERSIST) before they expire"
+    else:
+        summary = f"{count} keys without a TTL matching {patterns}, deleted after a backup"
+        undo = "recovery recover COMPONENT --strategy restore_flushed (the backup the step names)"
+    binds = {"patterns": patterns, "mode": params.mode, "max_keys": params.max_keys}
+    keys = tuple(show_key(k) for k in scan.keys)
+    return Loss(summary, count, keys, undo=undo, binds=binds)
 
 
 def _refusal(scan: Scan, params: FlushParams, counts: dict[str, Any]) -> StrategyResult | None:
@@ -177,7 +195,18 @@ def _delete(
         f"deleted {tally.get('deleted', 0)} keys, kept {kept} changed since the backup or given "
         f"a TTL; backup {path.name} (undo with restore_flushed)"
     )
-    return StrategyResult.success(detail, backup=path.name, outcome=tally, **counts)
+    undo = f"recovery recover COMPONENT --strategy restore_flushed (backup {path.name})"
+    kept_in = Loss(
+        f"nothing: the {len(entries)} deleted keys are in the backup", 0, where=str(path), undo=undo
+    )
+    return StrategyResult.success(
+        detail,
+        backup=path.name,
+        backup_path=str(path),
+        outcome=tally,
+        **counts,
+        **{LOST: kept_in.to_data()},
+    )
 
 
 def show_key(key: bytes) -> str:

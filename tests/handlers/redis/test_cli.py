@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,10 +103,19 @@ def test_leaked_keys_filling_memory_are_flushed_after_approval_and_restored(
     ws.write_config(redis_config(server, ["reconnect", "flush_corrupted"], flush_corrupted=flush))
 
     assert ws.run("recover", "redis").returncode == 3
+    [pending] = json.loads(ws.run("approve", "--json").stdout)
     fixed = ws.run("recover", "redis", "--yes")
 
+    would_lose = pending["plan"]["would_lose"]
+    assert would_lose["count"] == 40
+    assert sorted(would_lose["items"]) == sorted(f"cache:{i}" for i in range(40))
+    assert would_lose["binds"] == {"patterns": ["cache:*"], "mode": "delete", "max_keys": 10000}
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert list(admin.scan_iter(match="cache:*")) == [] and admin.get("session:1") == b"keep"
+    step = ws.events("step", "redis")[-1]
+    backup = Path(step["data"]["lost"]["where"])
+    assert step["data"]["lost"]["count"] == 0 and "restore_flushed" in step["data"]["lost"]["undo"]
+    assert backup.is_file() and backup.name == step["data"]["backup"]
     admin.config_set("maxmemory", 0)
     undo = ws.run("recover", "redis", "--strategy", "restore_flushed", "--force")
     assert undo.returncode == 0, undo.stdout + undo.stderr
