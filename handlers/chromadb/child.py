@@ -12,10 +12,15 @@ Run as ``python -m recovery_cli.handlers.chromadb.child '<json>'``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
+
+from recovery_cli.handlers.chromadb.offline import VECTOR_SCOPE, sqlite_uri
+from recovery_cli.handlers.chromadb.probe import check_graph
 
 Request = Mapping[str, Any]
 Op = Callable[[Any, Request], dict[str, Any]]
@@ -52,10 +57,12 @@ def _open(client: Any, name: str) -> Any:
     return client.get_collection(name, embedding_function=None)
 
 
-def probe_collection(client: Any, name: str, k: int) -> dict[str, Any]:
+def probe_collection(
+    client: Any, name: str, k: int, persist_directory: str | None = None
+) -> dict[str, Any]:
     """count, a query whose result count must equal min(k, count) (a missing index answers
-    with fewer results and no error), then vectors read back from across the collection
-    (a truncated data file fails only for the records past the cut)."""
+    with fewer results and no error), then the self-recall sample and, given the persist
+    directory, the graph files of the collection's vector segment."""
     report: dict[str, Any] = {"name": name}
     try:
         collection = _open(client, name)
@@ -69,24 +76,81 @@ def probe_collection(client: Any, name: str, k: int) -> dict[str, Any]:
         result = collection.query(query_embeddings=[vector], n_results=expected, include=[])
         report["returned"] = len(result["ids"][0])
         if report["returned"] == expected:
-            report["sampled"] = _read_vectors(collection, count)
+            report["recall"] = self_recall(collection, count)
+            if persist_directory:
+                report["graph"] = graph_report(Path(persist_directory), report["id"])
     except Exception as exc:
         report.update(_error(exc))
     return report
 
 
-def _read_vectors(collection: Any, count: int) -> int:
-    offsets = sorted({0, count // 4, count // 2, (3 * count) // 4, count - 1})
-    for offset in offsets:
+# Records sampled for the self-recall check, spread evenly over the collection.
+RECALL_SAMPLE = 20
+# Each sampled vector is queried for this many neighbours: its own record must be among
+# them. More than one because records with identical vectors tie at distance 0.
+RECALL_K = 3
+# A result this close to the query is a duplicate of the sampled record, tied with it.
+TIE_DISTANCE = 1e-6
+
+
+def self_recall(collection: Any, count: int) -> dict[str, Any]:
+    """Read back the vectors of records spread over the collection (a truncated data file
+    fails only past the cut) and query each: an intact graph leads a record's own vector
+    back to it. One batched query, so the cost does not grow with the collection."""
+    ids, vectors = [], []
+    for offset in sample_offsets(count, RECALL_SAMPLE):
         page = collection.get(limit=1, offset=offset, include=["embeddings"])
         if len(page["embeddings"]) != 1:
             raise LookupError(f"Error getting embedding at offset {offset}")
-    return len(offsets)
+        ids.append(page["ids"][0])
+        vectors.append([float(x) for x in page["embeddings"][0]])
+    result = collection.query(
+        query_embeddings=vectors, n_results=min(RECALL_K, count), include=["distances"]
+    )
+    missed = [
+        own
+        for own, found, distances in zip(ids, result["ids"], result["distances"], strict=True)
+        if own not in found and not all(d <= TIE_DISTANCE for d in distances)
+    ]
+    return {"sampled": len(ids), "missed": missed}
+
+
+def sample_offsets(count: int, size: int) -> list[int]:
+    """Up to ``size`` offsets spread evenly over ``count`` records, first and last included."""
+    if count <= size:
+        return list(range(count))
+    return sorted({(i * (count - 1)) // (size - 1) for i in range(size)})
+
+
+def graph_report(persist_directory: Path, collection_id: str) -> dict[str, Any]:
+    """The graph check of the collection's vector segment; ``segment`` None when it has none
+    on disk yet (everything still in the WAL)."""
+    segment = vector_segment(persist_directory, collection_id)
+    if segment is None or not (persist_directory / segment).is_dir():
+        return {"segment": None, "problems": []}
+    return {"segment": segment, "problems": check_graph(persist_directory / segment)}
+
+
+def vector_segment(persist_directory: Path, collection_id: str) -> str | None:
+    db = sqlite3.connect(sqlite_uri(persist_directory), uri=True, timeout=2)
+    try:
+        row = db.execute(
+            "SELECT id FROM segments WHERE collection = ? AND scope = ?",
+            (collection_id, VECTOR_SCOPE),
+        ).fetchone()
+    finally:
+        db.close()
+    return str(row[0]) if row else None
 
 
 def op_probe(client: Any, request: Request) -> dict[str, Any]:
     k = int(request.get("k", 10))
-    return {"collections": [probe_collection(client, name, k) for name in request["collections"]]}
+    directory = request.get("persist_directory")
+    return {
+        "collections": [
+            probe_collection(client, name, k, directory) for name in request["collections"]
+        ]
+    }
 
 
 def op_resolve(client: Any, request: Request) -> dict[str, Any]:
@@ -141,11 +205,59 @@ def _copy_batches(source: Any, target: Any, batch: int) -> int:
         offset += len(page["ids"])
 
 
+def op_replay(client: Any, request: Request) -> dict[str, Any]:
+    """Apply recorded changes, in order, to collections of the (restored) store: the
+    ``changes`` file holds ``{collection: {create, changes: [{id, op, embedding, metadata,
+    document}]}}`` (``create``: the collection is not in the store yet). Consecutive changes
+    of one kind go in one batch. Reports the ids applied."""
+    with open(request["changes"], encoding="utf-8") as handle:
+        work: dict[str, dict[str, Any]] = json.load(handle)
+    applied: dict[str, list[str]] = {}
+    for name, entry in work.items():
+        if entry.get("create"):
+            collection = client.get_or_create_collection(name, embedding_function=None)
+        else:
+            collection = _open(client, name)
+        done: list[str] = []
+        for op, batch in _runs(entry["changes"], int(request.get("batch_size", 500))):
+            _apply(collection, op, batch)
+            done += [c["id"] for c in batch]
+        applied[name] = done
+    return {"applied": applied}
+
+
+def _runs(changes: list[dict[str, Any]], size: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    batch: list[dict[str, Any]] = []
+    for change in changes:
+        if batch and (change["op"] != batch[0]["op"] or len(batch) >= size):
+            yield batch[0]["op"], batch
+            batch = []
+        batch.append(change)
+    if batch:
+        yield batch[0]["op"], batch
+
+
+def _apply(collection: Any, op: str, batch: list[dict[str, Any]]) -> None:
+    ids = [c["id"] for c in batch]
+    if op == "delete":
+        collection.delete(ids=ids)
+        return
+    fields: dict[str, Any] = {}
+    if all(c["embedding"] is not None for c in batch):
+        fields["embeddings"] = [c["embedding"] for c in batch]
+    if any(c["metadata"] for c in batch):
+        fields["metadatas"] = [c["metadata"] or None for c in batch]
+    if any(c["document"] is not None for c in batch):
+        fields["documents"] = [c["document"] for c in batch]
+    (collection.upsert if op == "upsert" else collection.update)(ids=ids, **fields)
+
+
 OPS: dict[str, Op] = {
     "probe": op_probe,
     "resolve": op_resolve,
     "counts": op_counts,
     "copy": op_copy,
+    "replay": op_replay,
 }
 
 

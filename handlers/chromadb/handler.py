@@ -6,8 +6,8 @@ probe of every configured collection, in a child process with a hard timeout, an
 read-only checks of the persist directory whenever the server is down.
 
 Failure types: server_unreachable, not_ready, collection_missing, hnsw_load_error,
-hnsw_data_corrupt, hnsw_missing_silent, sqlite_corrupt, probe_timeout, probe_crashed,
-version_mismatch.
+hnsw_data_corrupt, hnsw_graph_corrupt, hnsw_missing_silent, sqlite_corrupt, probe_timeout,
+probe_crashed, version_mismatch.
 """
 
 from __future__ import annotations
@@ -152,11 +152,13 @@ class ChromaHandler(BaseHandler):
     def deep_probe(self, deadline: float) -> DeepProbe:
         if not self.settings.collections:
             return DeepProbe(detail="no collections configured for a deep probe")
+        directory = self.settings.persist_directory
         request = {
             **self.settings.client_request(),
             "op": "probe",
             "collections": list(self.settings.collections),
             "k": self.settings.probe_k,
+            "persist_directory": str(directory) if directory else None,
         }
         started = time.monotonic()
         outcome = run_child(request, _left(deadline))
@@ -179,6 +181,8 @@ class ChromaHandler(BaseHandler):
             "collections": float(len(deep.collections)),
             "records": float(sum(c.count or 0 for c in deep.collections)),
             "deep_probe_seconds": round(deep.seconds, 3),
+            "recall_sampled": float(sum(c.recall_sampled for c in deep.collections)),
+            "graph_checked": float(sum(c.graph_checked for c in deep.collections)),
         }
         if not damaged:
             self._remember_ids(deep)
@@ -242,7 +246,34 @@ def _collection_state(report: Mapping[str, Any]) -> CollectionState:
             f"query returned {returned} of {expected} results, count {count}: vector index missing"
         )
         return CollectionState(name, "hnsw_missing_silent", detail, cid, count)
-    return CollectionState(name, None, f"{count} records", cid, count)
+    recall, graph = report.get("recall") or {}, report.get("graph") or {}
+    damage = _graph_damage(recall, graph)
+    if damage:
+        return CollectionState(name, "hnsw_graph_corrupt", damage, cid, count)
+    return CollectionState(
+        name,
+        None,
+        f"{count} records",
+        cid,
+        count,
+        recall_sampled=int(recall.get("sampled", 0)),
+        graph_checked=bool(graph.get("segment")),
+    )
+
+
+def _graph_damage(recall: Mapping[str, Any], graph: Mapping[str, Any]) -> str:
+    found = []
+    missed = list(recall.get("missed") or ())
+    if missed:
+        sampled = recall.get("sampled", 0)
+        found.append(
+            f"self-recall: {len(missed)} of {sampled} sampled records not found by their own "
+            f"vector ({', '.join(map(str, missed[:5]))})"
+        )
+    problems = list(graph.get("problems") or ())
+    if problems:
+        found.append(f"segment {graph.get('segment')}: {'; '.join(problems[:3])}")
+    return "; ".join(found)
 
 
 def _left(deadline: float) -> float:

@@ -30,6 +30,9 @@ class CollectionInfo:
     count: int
     vector_segment: str | None
     wal_rows: int
+    # the last WAL sequence number the vector index holds on disk (sysdb ``max_seq_id``);
+    # on load Chroma replays the WAL after it
+    vector_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,23 @@ def _collections(db: sqlite3.Connection) -> dict[str, CollectionInfo]:
         wal = db.execute(
             "SELECT count(DISTINCT id) FROM embeddings_queue WHERE topic LIKE ?", (f"%/{cid}",)
         ).fetchone()[0]
-        found[name] = CollectionInfo(name, cid, dimension, int(count), vector_segment, int(wal))
+        seq = db.execute(
+            "SELECT seq_id FROM max_seq_id WHERE segment_id = ?", (vector_segment,)
+        ).fetchone()
+        found[name] = CollectionInfo(
+            name, cid, dimension, int(count), vector_segment, int(wal), _seq(seq)
+        )
     return found
+
+
+def _seq(row: tuple[object, ...] | None) -> int | None:
+    """``max_seq_id.seq_id``: an integer, or 8 big-endian bytes in older files."""
+    if row is None:
+        return None
+    value = row[0]
+    if isinstance(value, bytes):
+        return int.from_bytes(value, "big")
+    return int(value) if isinstance(value, int) else None
 
 
 def _auto_purge(db: sqlite3.Connection) -> bool | None:

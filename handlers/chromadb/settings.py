@@ -120,6 +120,8 @@ class SnapshotParams(Params):
 
 class SnapshotRollbackParams(Params):
     verify_counts: Truthy = True
+    # re-add what the WAL of the replaced store holds since the snapshot
+    replay: Truthy = True
 
 
 def _rebuild_paths(value: Any) -> tuple[str, ...]:

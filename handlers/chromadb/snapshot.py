@@ -5,6 +5,11 @@ backup API, plus every segment directory) and ``MANIFEST.json`` (sha256 and size
 file, the chromadb version, per-collection counts). It is built in ``<stamp>.partial`` and
 published with one rename, so a reader never sees half a snapshot. Restores never delete:
 what they replace is moved to a quarantine directory next to the persist directory.
+
+A snapshot is published only if every vector segment in the copy passes the HNSW graph
+check; its manifest's ``verified`` block records that and the self-recall sample of the
+probe taken just before. Choosing and pruning prefer verified snapshots: a rollback target
+is one whose index was shown to answer, and rotation never removes the newest such one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
+from recovery_cli.handlers.chromadb.probe import hnsw_graph_problems
 from recovery_cli.handlers.util import file_stamp, format_ts, fsync_directory, private_dir
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -52,6 +58,17 @@ class Snapshot:
     def counts(self) -> dict[str, int]:
         return {name: int(c["count"]) for name, c in self.manifest.get("collections", {}).items()}
 
+    @property
+    def verified(self) -> bool:
+        """Taken from a store whose probe (self-recall included) and graph check passed.
+        Manifests from before the check have no ``verified`` block: unverified."""
+        record = self.manifest.get("verified")
+        return isinstance(record, dict) and record.get("ok") is True
+
+
+class DamagedIndex(Exception):
+    """The copy about to be published holds an HNSW graph that fails its check."""
+
 
 def chromadb_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -66,15 +83,27 @@ def ensure_private_dir(path: Path) -> Path:
     return private_dir(path, parents=True)
 
 
-def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any], now: float) -> Snapshot:
+def create_snapshot(
+    source: Path,
+    root: Path,
+    facts: Mapping[str, Any],
+    now: float,
+    self_recall: Mapping[str, Any],
+) -> Snapshot:
     """Copy the (stopped) persist directory ``source`` into a new snapshot under ``root``.
-    ``facts`` (collections, WAL state) go into the manifest as they are."""
+    ``facts`` (collections, WAL state) go into the manifest as they are; ``self_recall``
+    (``sampled``, ``ok``) is what the probe before the copy found. Raises DamagedIndex,
+    publishing nothing, when a graph in the copy fails its check."""
     ensure_private_dir(root)
     name = file_stamp(now)
     partial = root / f"{name}{PARTIAL_SUFFIX}"
     partial.mkdir(mode=0o700)
     try:
         _copy_tree_consistent(source, partial / DATA_DIR)
+        segments = graph_problems(partial / DATA_DIR)
+        damaged = {segment: found for segment, found in segments.items() if found}
+        if damaged:
+            raise DamagedIndex("; ".join(f"{s}: {p[0]}" for s, p in sorted(damaged.items())))
         manifest = {
             "format": MANIFEST_FORMAT,
             "created": format_ts(now),
@@ -82,6 +111,7 @@ def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any], now: flo
             "source": str(source),
             "files": file_digests(partial / DATA_DIR),
             **facts,
+            "verified": verification(self_recall, len(segments), now),
         }
         _write_private(partial / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True))
         final = root / name
@@ -91,6 +121,25 @@ def create_snapshot(source: Path, root: Path, facts: Mapping[str, Any], now: flo
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return Snapshot(final, manifest)
+
+
+def verification(self_recall: Mapping[str, Any], segments: int, now: float) -> dict[str, Any]:
+    recall = {"sampled": int(self_recall.get("sampled", 0)), "ok": self_recall.get("ok") is True}
+    return {
+        "ok": recall["ok"],  # the graph check passed, or nothing would be published
+        "at": format_ts(now),
+        "self_recall": recall,
+        "graph": {"segments": segments, "ok": True},
+    }
+
+
+def graph_problems(data: Path) -> dict[str, list[str]]:
+    """The graph check of every vector segment directory under ``data``."""
+    return {
+        entry.name: hnsw_graph_problems(entry)
+        for entry in sorted(data.iterdir())
+        if entry.is_dir() and (entry / "header.bin").is_file()
+    }
 
 
 def _copy_tree_consistent(source: Path, target: Path) -> None:
@@ -181,25 +230,41 @@ def verify_snapshot(snapshot: Snapshot, only: str | None = None) -> list[str]:
 
 
 def select_snapshot(root: Path, version: str) -> tuple[Snapshot | None, list[str]]:
-    """The newest snapshot that is intact and was taken with ``version``; and why each
-    newer one was passed over."""
+    """The snapshot to restore: taken with ``version``, intact, and its index graphs pass
+    the check; verified ones first (newest first), then unverified ones (newest first).
+    Also: why each one tried before it was passed over."""
     skipped: list[str] = []
+    loaded: list[Snapshot] = []
     for path in published(root):
         snapshot = load_snapshot(path)
         if snapshot is None:
             skipped.append(f"{path.name}: no readable manifest")
+        else:
+            loaded.append(snapshot)
+    # sorted() is stable: within each group the order stays newest first
+    for snapshot in sorted(loaded, key=lambda s: not s.verified):
+        reason = _unusable(snapshot, version)
+        if reason:
+            skipped.append(f"{snapshot.name}: {reason}")
             continue
-        if snapshot.version != version:
-            skipped.append(
-                f"{path.name}: taken with chromadb {snapshot.version}, running {version}"
-            )
-            continue
-        problems = verify_snapshot(snapshot)
-        if problems:
-            skipped.append(f"{path.name}: {problems[0]}")
-            continue
+        if snapshot.verified:
+            newer = [s.name for s in loaded if not s.verified and s.name > snapshot.name]
+            skipped += [f"{name}: not verified, a verified snapshot comes first" for name in newer]
         return snapshot, skipped
     return None, skipped
+
+
+def _unusable(snapshot: Snapshot, version: str) -> str:
+    if snapshot.version != version:
+        return f"taken with chromadb {snapshot.version}, running {version}"
+    problems = verify_snapshot(snapshot)
+    if problems:
+        return problems[0]
+    damaged = {s: p for s, p in graph_problems(snapshot.data).items() if p}
+    if damaged:
+        segment, found = sorted(damaged.items())[0]
+        return f"index graph of {segment} is damaged: {found[0]}"
+    return ""
 
 
 def restore_directory(
@@ -253,10 +318,14 @@ def quarantine_entry(path: Path, quarantine: Path) -> Path | None:
 
 
 def prune(root: Path, keep: int, now: float) -> list[str]:
-    """Remove published snapshots beyond the newest ``keep`` and partial ones left by a
-    crashed run; returns the names removed."""
+    """Remove published snapshots beyond the newest ``keep``, except the newest verified
+    one, and partial ones left by a crashed run; returns the names removed."""
     removed = []
-    for path in published(root)[keep:]:
+    snapshots = published(root)
+    spared = newest_verified(snapshots)
+    for path in snapshots[keep:]:
+        if path == spared:
+            continue
         shutil.rmtree(path)
         removed.append(path.name)
     for path in root.glob(f"*{PARTIAL_SUFFIX}") if root.is_dir() else ():
@@ -265,6 +334,14 @@ def prune(root: Path, keep: int, now: float) -> list[str]:
                 shutil.rmtree(path)
                 removed.append(path.name)
     return removed
+
+
+def newest_verified(paths: list[Path]) -> Path | None:
+    for path in paths:
+        snapshot = load_snapshot(path)
+        if snapshot is not None and snapshot.verified:
+            return path
+    return None
 
 
 def directory_size(path: Path) -> int:

@@ -6,6 +6,8 @@ Anything that stops or starts the server goes through ``ctx.service``.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
 import time
@@ -14,8 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.handlers.base import StrategyContext, StrategyResult
-from recovery_cli.handlers.chromadb.offline import OfflineReport, inspect_directory
+from recovery_cli.handlers.base import LOST, WOULD_LOSE, Loss, StrategyContext, StrategyResult
+from recovery_cli.handlers.chromadb.loss import UNDO, Delta, compare
+from recovery_cli.handlers.chromadb.offline import (
+    CollectionInfo,
+    OfflineReport,
+    inspect_directory,
+)
 from recovery_cli.handlers.chromadb.probe import (
     CollectionState,
     classify_error,
@@ -42,19 +49,29 @@ from recovery_cli.handlers.chromadb.snapshot import (
     verify_snapshot,
 )
 from recovery_cli.handlers.settings_models import takes
-from recovery_cli.handlers.util import file_stamp
+from recovery_cli.handlers.util import file_stamp, private_dir
 
 if TYPE_CHECKING:
     from recovery_cli.handlers.chromadb.handler import ChromaHandler
 
 TRANSIENT = frozenset({"server_unreachable", "not_ready", "probe_timeout"})
 REBUILDABLE = frozenset(
-    {"hnsw_load_error", "hnsw_data_corrupt", "hnsw_missing_silent", "probe_crashed"}
+    {
+        "hnsw_load_error",
+        "hnsw_data_corrupt",
+        "hnsw_graph_corrupt",
+        "hnsw_missing_silent",
+        "probe_crashed",
+    }
 )
 SPACE_MARGIN = 1.1
 # What the core's service control reports when the process started but the probe is not
 # healthy yet (recovery_cli/service.py).
 STARTED_NOT_HEALTHY = "restart_timeout"
+# every rebuild path keeps every record: the WAL holds them all, the snapshot's segment is
+# at the index's own sequence number (the WAL replays the rest), or the copy keeps the old one
+REBUILD_LOSES_NOTHING = Loss("nothing: every record stays (WAL, snapshot segment or copy)", 0)
+WORK_DIR = "work"  # below the component's own dir: replay files, salvaged sqlite copies
 
 
 def _deadline(ctx: StrategyContext) -> float:
@@ -233,21 +250,16 @@ def _persist_dir(handler: ChromaHandler) -> Path | StrategyResult:
 def snapshot(
     handler: ChromaHandler, ctx: StrategyContext, params: SnapshotParams
 ) -> StrategyResult:
-    """Stop, copy sqlite (backup API) and the segment directories, write the manifest,
-    publish with one rename, start; then apply the retention."""
+    """Probe (its self-recall sample goes into the manifest), stop, copy sqlite (backup API)
+    and the segment directories, check every index graph in the copy, write the manifest,
+    publish with one rename, start; then apply the retention, which always spares the
+    newest verified snapshot."""
     directory = _persist_dir(handler)
     if isinstance(directory, StrategyResult):
         return directory
-    if params.require_healthy:
-        state = handler.probe_until(
-            time.monotonic() + min(handler.context.probe_timeout, ctx.remaining())
-        )
-        if not state.healthy:
-            detail = (
-                f"not snapshotting an unhealthy store ({state.failure_type}): "
-                "it would become a rollback target"
-            )
-            return StrategyResult.failure("snapshot_refused", detail)
+    recall = _probe_first(handler, ctx, params.require_healthy)
+    if isinstance(recall, StrategyResult):
+        return recall
     short = _space_problem(directory, handler.snapshot_root)
     if short:
         return StrategyResult.failure("insufficient_space", short)
@@ -257,13 +269,14 @@ def snapshot(
             f"would stop the server, snapshot {directory} into {handler.snapshot_root}, keep {keep}"
         )
     started = time.monotonic()
-    made = _snapshot_stopped(handler, ctx, directory)
+    made = _snapshot_stopped(handler, ctx, directory, recall)
     if isinstance(made, StrategyResult):
         return made
     pruned = prune(handler.snapshot_root, keep, handler.context.now())
     seconds = round(time.monotonic() - started, 3)
     detail = (
         f"snapshot {made.name}: {len(made.manifest['files'])} files, {_counts_text(made.counts())}"
+        + ("" if made.verified else "; not verified (the probe before it was not healthy)")
     )
     return StrategyResult.success(
         detail,
@@ -271,13 +284,32 @@ def snapshot(
         seconds=seconds,
         counts=made.counts(),
         pruned=pruned,
+        verified=made.verified,
         bytes=sum(f["size"] for f in made.manifest["files"].values()),
     )
 
 
+def _probe_first(
+    handler: ChromaHandler, ctx: StrategyContext, require_healthy: bool
+) -> dict[str, Any] | StrategyResult:
+    """The self-recall record for the manifest, or the refusal of an unhealthy store."""
+    state = handler.probe_until(
+        time.monotonic() + min(handler.context.probe_timeout, ctx.remaining())
+    )
+    if require_healthy and not state.healthy:
+        detail = (
+            f"not snapshotting an unhealthy store ({state.failure_type}): "
+            "it would become a rollback target"
+        )
+        return StrategyResult.failure("snapshot_refused", detail)
+    return {"sampled": int(state.metrics.get("recall_sampled", 0)), "ok": state.healthy}
+
+
 def _snapshot_stopped(
-    handler: ChromaHandler, ctx: StrategyContext, directory: Path
+    handler: ChromaHandler, ctx: StrategyContext, directory: Path, recall: Mapping[str, Any]
 ) -> Snapshot | StrategyResult:
+    from recovery_cli.handlers.chromadb.snapshot import DamagedIndex
+
     stopped = stop_server(handler, ctx)
     if stopped is not None:
         return stopped
@@ -290,8 +322,12 @@ def _snapshot_stopped(
             )
         else:
             made = create_snapshot(
-                directory, handler.snapshot_root, _facts(offline), handler.context.now()
+                directory, handler.snapshot_root, _facts(offline), handler.context.now(), recall
             )
+    except DamagedIndex as exc:
+        made = StrategyResult.failure(
+            "snapshot_refused", f"index graph damaged in the copy, nothing published: {exc}"
+        )
     finally:
         restarted = start_server(handler, ctx)
     if restarted is not None:
@@ -351,12 +387,16 @@ def snapshot_rollback(
     quarantine = directory.with_name(
         f"{directory.name}.quarantine-{file_stamp(handler.context.now())}"
     )
+    delta = compare(directory, chosen.data, chosen.name, handler.own_dir / WORK_DIR)
+    would_lose = delta.would_lose()
     if ctx.dry_run:
         return StrategyResult.success(
-            f"would stop the server, move {directory} to {quarantine}, restore {chosen.name} "
-            f"({_counts_text(chosen.counts())}) and start",
+            f"would stop the server, move {directory} to a quarantine, restore {chosen.name} "
+            f"({_counts_text(chosen.counts())}), replay the WAL and start; discards "
+            f"{would_lose.summary}",
             snapshot=chosen.name,
             skipped=skipped[:10],
+            **{WOULD_LOSE: would_lose.to_data()},
         )
     started = time.monotonic()
     stopped = stop_server(handler, ctx)
@@ -368,20 +408,86 @@ def snapshot_rollback(
         "snapshot": chosen.name,
         "quarantine": str(moved) if moved else None,
         "skipped": skipped[:10],
+        WOULD_LOSE: would_lose.to_data(),
     }
     if failed is not None:
         return StrategyResult.failure(str(failed.failure_type), failed.detail, **facts)
-    mismatch = _verify_counts(handler, ctx, chosen) if params.verify_counts else ""
+    replay = _replay(handler, ctx, delta) if params.replay else Replayed({}, "replay is off")
+    lost = _lost(delta, replay, moved)
+    facts |= {"replayed": replay.counts(), LOST: lost.to_data()}
+    expected = _expected_counts(chosen, delta, replay)
+    mismatch = _verify_counts(handler, ctx, expected) if params.verify_counts else ""
     if mismatch:
         return StrategyResult.failure("verify_failed", mismatch, **facts)
     seconds = round(time.monotonic() - started, 3)
-    counts = _counts_text(chosen.counts())
-    detail = f"restored {chosen.name} ({counts}); previous directory kept at {moved}"
-    return StrategyResult.success(detail, seconds=seconds, counts=chosen.counts(), **facts)
+    counts = _counts_text(expected)
+    detail = (
+        f"restored {chosen.name} and replayed {sum(replay.counts().values())} changes "
+        f"({counts}); {lost.summary}; previous directory kept at {moved}"
+    )
+    return StrategyResult.success(detail, seconds=seconds, counts=expected, **facts)
 
 
-def _verify_counts(handler: ChromaHandler, ctx: StrategyContext, chosen: Snapshot) -> str:
-    expected = chosen.counts()
+@dataclass(frozen=True)
+class Replayed:
+    applied: dict[str, list[str]]  # collection -> ids whose changes were applied
+    error: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(ids) for name, ids in self.applied.items()}
+
+
+def _replay(handler: ChromaHandler, ctx: StrategyContext, delta: Delta) -> Replayed:
+    """Re-add, update and delete in the restored store what the replaced one's WAL holds
+    since the snapshot. The changes go to the child through a private file."""
+    work = {
+        name: {"create": c.new, "changes": c.replay_plan()}
+        for name, c in delta.collections.items()
+        if c.replay_plan()
+    }
+    if not work:
+        return Replayed({})
+    directory = private_dir(handler.own_dir / WORK_DIR, parents=True)
+    changes = directory / f"replay-{file_stamp(handler.context.now())}.json"
+    fd = os.open(changes, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(work, handle)
+    try:
+        request = {**handler.settings.client_request(), "op": "replay", "changes": str(changes)}
+        outcome = run_child(request, ctx.remaining())
+    finally:
+        changes.unlink(missing_ok=True)
+    if outcome.failure_type is not None or "error" in outcome.answer:
+        return Replayed({}, outcome.detail or str(outcome.answer.get("error")))
+    applied: dict[str, list[str]] = outcome.answer["applied"]
+    return Replayed(applied)
+
+
+def _lost(delta: Delta, replay: Replayed, quarantine: Path | None) -> Loss:
+    """What the rollback discarded that the replay did not bring back."""
+    where = str(quarantine) if quarantine else None
+    if delta.unreadable:
+        return Loss(delta.would_lose().summary, None, where=where, undo=UNDO)
+    lost = [
+        f"{name}/{i}"
+        for name, c in delta.collections.items()
+        for i in c.missing
+        if i not in set(replay.applied.get(name, ()))
+    ]
+    why = f" (replay failed: {replay.error})" if replay.error else ""
+    summary = f"{len(lost)} of {len(delta.missing)} newer records not replayed{why}"
+    return Loss(summary, len(lost), tuple(sorted(lost)), where=where, undo=UNDO if lost else "")
+
+
+def _expected_counts(chosen: Snapshot, delta: Delta, replay: Replayed) -> dict[str, int]:
+    expected = dict(chosen.counts())
+    for name, c in delta.collections.items():
+        if name in expected:
+            expected[name] = c.expected_count(set(replay.applied.get(name, ())))
+    return expected
+
+
+def _verify_counts(handler: ChromaHandler, ctx: StrategyContext, expected: dict[str, int]) -> str:
     names = [n for n in handler.settings.collections if n in expected] or sorted(expected)
     if not names:
         return ""
@@ -393,7 +499,7 @@ def _verify_counts(handler: ChromaHandler, ctx: StrategyContext, chosen: Snapsho
     wrong = [
         f"{n}: {counts.get(n)} != {expected[n]}" for n in names if counts.get(n) != expected[n]
     ]
-    return ("counts differ from the manifest: " + "; ".join(wrong)) if wrong else ""
+    return ("counts differ from the snapshot plus the replay: " + "; ".join(wrong)) if wrong else ""
 
 
 # -- index_rebuild ------------------------------------------------------------------------
@@ -427,7 +533,8 @@ def index_rebuild(
         return _copy_rebuild(handler, ctx, survey, params)
     plans = plan_rebuild(handler, directory, damaged, allowed)
     data: dict[str, Any] = {
-        "plan": [{"collection": p.name, "path": p.path, "reason": p.reason} for p in plans]
+        "plan": [{"collection": p.name, "path": p.path, "reason": p.reason} for p in plans],
+        WOULD_LOSE: REBUILD_LOSES_NOTHING.to_data(),
     }
     summary = "; ".join(f"{p.name}: {p.path or 'refused'} ({p.reason})" for p in plans)
     runnable = [p for p in plans if p.path]
@@ -497,7 +604,8 @@ def plan_rebuild(
 ) -> list[RebuildPlan]:
     offline = inspect_directory(directory, handler.settings.collections)
     newest, _ = select_snapshot(handler.snapshot_root, chromadb_version())
-    return [_plan_one(c, offline, newest, allowed) for c in damaged]
+    taken = inspect_directory(newest.data, ()) if newest is not None else None
+    return [_plan_one(c, offline, newest, allowed, taken) for c in damaged]
 
 
 def _plan_one(
@@ -505,6 +613,7 @@ def _plan_one(
     offline: OfflineReport,
     newest: Snapshot | None,
     allowed: tuple[str, ...],
+    taken: OfflineReport | None = None,
 ) -> RebuildPlan:
     name = state.name
     if state.failure_type not in REBUILDABLE:
@@ -516,23 +625,54 @@ def _plan_one(
         return RebuildPlan(name, "wal", f"WAL holds all {info.count} records", info.vector_segment)
     if "snapshot" not in allowed:
         return RebuildPlan(name, None, "WAL purged and the snapshot path is not allowed")
-    return _snapshot_plan(name, info.vector_segment, info.count, newest)
+    then = taken.collections.get(name) if taken is not None else None
+    return _snapshot_plan(name, info, newest, then)
 
 
-def _snapshot_plan(name: str, segment: str, count: int, newest: Snapshot | None) -> RebuildPlan:
+def _snapshot_plan(
+    name: str, info: CollectionInfo, newest: Snapshot | None, then: CollectionInfo | None
+) -> RebuildPlan:
+    """The segment from the newest snapshot, when it holds every write the index needs:
+    the index on disk was not flushed since (same sequence number: Chroma replays the WAL
+    after it), or, for a snapshot whose sequence number is unknown, the same count."""
+    segment = str(info.vector_segment)
     if newest is None:
         return RebuildPlan(name, None, "WAL purged (automatically_purge on) and no intact snapshot")
     entry = newest.manifest.get("collections", {}).get(name, {})
     if entry.get("vector_segment") != segment:
         return RebuildPlan(name, None, f"snapshot {newest.name} holds another segment for {name}")
-    if entry.get("count") != count:
-        reason = f"snapshot {newest.name} has {entry.get('count')} records, the collection {count}"
-        return RebuildPlan(
-            name, None, reason + ": records written since would be missing from the index"
-        )
+    refused = _snapshot_behind(name, info, newest, entry, then)
+    if refused is not None:
+        return refused
     if verify_snapshot(newest, only=segment):
         return RebuildPlan(name, None, f"snapshot {newest.name}: segment fails its checksum")
     return RebuildPlan(name, "snapshot", f"segment from snapshot {newest.name}", segment, newest)
+
+
+def _snapshot_behind(
+    name: str,
+    info: CollectionInfo,
+    newest: Snapshot,
+    entry: Mapping[str, Any],
+    then: CollectionInfo | None,
+) -> RebuildPlan | None:
+    """Why the snapshot's segment would miss writes; None when it misses none."""
+    if then is not None and then.vector_seq is not None and info.vector_seq is not None:
+        if then.vector_seq == info.vector_seq:
+            return None
+        reason = (
+            f"the index was flushed after snapshot {newest.name} (sequence {then.vector_seq} "
+            f"then, {info.vector_seq} now) and the WAL is purged: records written since "
+            "would be missing from the index"
+        )
+        return RebuildPlan(name, None, reason)
+    if entry.get("count") != info.count:
+        reason = (
+            f"snapshot {newest.name} has {entry.get('count')} records, the collection "
+            f"{info.count}: records written since would be missing from the index"
+        )
+        return RebuildPlan(name, None, reason)
+    return None
 
 
 def _execute(
@@ -575,7 +715,8 @@ def _copy_rebuild(
         )
     if ctx.dry_run:
         return StrategyResult.success(
-            f"indexes readable: would copy {', '.join(names)} into fresh collections"
+            f"indexes readable: would copy {', '.join(names)} into fresh collections",
+            **{WOULD_LOSE: REBUILD_LOSES_NOTHING.to_data()},
         )
     started, copied = time.monotonic(), dict[str, Any]()
     for name in names:

@@ -116,6 +116,46 @@ class ChromaServer:
         ]  # fmt: skip
 
 
+def component(server: ChromaServer, **fields: Any) -> dict[str, Any]:
+    """A test config's chromadb component for ``server``, its service the core's command
+    control over this module; ``fields`` (chain, on_failure, strategies, ...) are added."""
+    return {
+        "kind": "chromadb",
+        "settings": {
+            "url": server.url,
+            "persist_directory": str(server.path),
+            "collections": ["docs"],
+        },
+        "service": {
+            "method": "command",
+            "start": server.command("start"),
+            "stop": server.command("stop"),
+            "ready_timeout_seconds": 20,
+        },
+        **fields,
+    }
+
+
+def handler_for(server: ChromaServer, state: Path, probe_timeout: float = 20) -> Any:
+    """A ChromaHandler for ``server``'s ``docs`` collection, its state under ``state``."""
+    from recovery_cli.handlers.base import ComponentContext
+    from recovery_cli.handlers.chromadb.handler import ChromaHandler
+
+    context = ComponentContext(
+        name="chromadb",
+        settings={
+            "url": server.url,
+            "persist_directory": str(server.path),
+            "collections": ["docs"],
+        },
+        strategy_params={},
+        state_dir=state,
+        environ={},
+        probe_timeout=probe_timeout,
+    )
+    return ChromaHandler(context)
+
+
 def vectors(n: int, dim: int = DIM, seed: int = 7) -> list[list[float]]:
     """Deterministic explicit embeddings (the default embedding function needs internet)."""
     import random
@@ -149,6 +189,23 @@ def _seed_here(port: int, name: str, n: int, batch: int = 500) -> None:
         )
 
 
+def _add_here(port: int, name: str, start: int, n: int) -> None:
+    data = vectors(start + n, seed=11)[start:]
+    collection = _client(port).get_collection(name, embedding_function=None)
+    ids = [f"late{i}" for i in range(start, start + n)]
+    collection.add(
+        ids=ids,
+        embeddings=data,
+        documents=[f"late document {i}" for i in ids],
+        metadatas=[{"late": int(i[4:])} for i in ids],
+    )
+
+
+def _ids_here(port: int, name: str) -> list[str]:
+    collection = _client(port).get_collection(name, embedding_function=None)
+    return sorted(collection.get(include=[])["ids"])
+
+
 def _query_here(port: int, name: str, k: int) -> list[str]:
     collection = _client(port).get_collection(name, embedding_function=None)
     result = collection.query(query_embeddings=[QUERY], n_results=k, include=[])
@@ -167,6 +224,18 @@ def _support(*args: str) -> str:
 def seed(port: int, name: str, n: int) -> None:
     """A collection of ``n`` records with ids ``id0..``, documents, metadata, explicit vectors."""
     _support("seed", "--port", str(port), "--name", name, "--n", str(n))
+
+
+def add_late(port: int, name: str, n: int, start: int = 0) -> list[str]:
+    """Add ``n`` records ``late<start>..`` (vectors, documents, metadata) to ``name``."""
+    _support("add", "--port", str(port), "--name", name, "--n", str(n), "--start", str(start))
+    return [f"late{i}" for i in range(start, start + n)]
+
+
+def all_ids(port: int, name: str) -> list[str]:
+    import json
+
+    return list(json.loads(_support("ids", "--port", str(port), "--name", name)))
 
 
 def fixed_query(port: int, name: str, k: int = 5) -> list[str]:
@@ -276,7 +345,8 @@ def build_persist(path: Path, keep_wal: bool) -> list[str]:
 
 def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="chroma_server")
-    parser.add_argument("action", choices=["start", "stop", "seed", "query"])
+    parser.add_argument("action", choices=["start", "stop", "seed", "query", "add", "ids"])
+    parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--path", type=Path)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pidfile", type=Path)
@@ -285,6 +355,14 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.action == "seed":
         _seed_here(args.port, args.name, args.n)
+        return 0
+    if args.action == "add":
+        _add_here(args.port, args.name, args.start, args.n)
+        return 0
+    if args.action == "ids":
+        import json
+
+        print(json.dumps(_ids_here(args.port, args.name)))
         return 0
     if args.action == "query":
         import json

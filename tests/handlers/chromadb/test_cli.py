@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.chroma_server import ChromaServer, Seeded, fixed_query
+from tests.support.chroma_server import ChromaServer, Seeded, component, fixed_query
 from tests.support.cli import Workspace, base_config
 from tests.support.net import free_port
 
@@ -35,33 +35,22 @@ def server(tmp_path: Path, seeded: Seeded) -> Iterator[ChromaServer]:
 
 
 def chroma_config(ws: Workspace, server: ChromaServer, **strategies: Any) -> None:
-    component = {
-        "kind": "chromadb",
-        "settings": {
-            "url": server.url,
-            "persist_directory": str(server.path),
-            "collections": ["docs"],
-        },
-        "service": {
-            "method": "command",
-            "start": server.command("start"),
-            "stop": server.command("stop"),
-            "ready_timeout_seconds": 20,
-        },
-        "chain": ["query_retry", "collection_reload"],
-        "on_failure": {
+    chroma = component(
+        server,
+        chain=["query_retry", "collection_reload"],
+        on_failure={
             "hnsw_load_error": ["index_rebuild", "snapshot_rollback"],
             "sqlite_corrupt": ["snapshot_rollback"],
         },
-        "strategies": {
+        strategies={
             "query_retry": {"params": {"attempts": 2, "initial_delay": 0.1}},
             "snapshot_rollback": {"approval": "required"},
             **strategies,
         },
-        "probe_timeout_seconds": 4,
-        "step_timeout_seconds": 90,
-    }
-    ws.write_config(base_config({"chromadb": component}))
+        probe_timeout_seconds=4,
+        step_timeout_seconds=90,
+    )
+    ws.write_config(base_config({"chromadb": chroma}))
 
 
 def take_snapshot(ws: Workspace) -> None:

@@ -25,6 +25,15 @@ from recovery_cli.handlers.base import ComponentContext, StrategyContext, Strate
 from recovery_cli.handlers.chromadb import probe as chromadb_probe
 from recovery_cli.handlers.chromadb.handler import ChromaHandler
 from recovery_cli.handlers.chromadb.settings import validate as validate_chromadb
+from tests.support.chroma_damage import (
+    corrupt_sqlite_header,
+    corrupt_sqlite_pages,
+    deleted_sqlite,
+    garbage_pickle,
+    missing_segment_dir,
+    truncated_data,
+    zeroed_header,
+)
 from tests.support.chroma_server import (
     RECORDS,
     ChromaServer,
@@ -32,6 +41,7 @@ from tests.support.chroma_server import (
     ServerControl,
     build_persist,
     fixed_query,
+    handler_for,
     seed,
 )
 from tests.support.net import free_port
@@ -81,19 +91,8 @@ class Env:
 
 
 def make_handler(server: ChromaServer, state: Path, probe_timeout: float = 20) -> ChromaHandler:
-    context = ComponentContext(
-        name="chromadb",
-        settings={
-            "url": server.url,
-            "persist_directory": str(server.path),
-            "collections": ["docs"],
-        },
-        strategy_params={},
-        state_dir=state,
-        environ={},
-        probe_timeout=probe_timeout,
-    )
-    return ChromaHandler(context)
+    handler: ChromaHandler = handler_for(server, state, probe_timeout)
+    return handler
 
 
 @pytest.fixture(scope="module")
@@ -147,41 +146,6 @@ def wal_env(tmp_path: Path, golden: Golden) -> Iterator[Env]:
 
 
 # -- damage patterns (reference: components.md, ChromaDB 2.3) ------------------------------
-
-
-def missing_segment_dir(env: Env) -> None:
-    shutil.rmtree(env.segment)
-
-
-def zeroed_header(env: Env) -> None:
-    header = env.segment / "header.bin"
-    header.write_bytes(b"\0" * header.stat().st_size)
-
-
-def garbage_pickle(env: Env) -> None:
-    (env.segment / "index_metadata.pickle").write_bytes(b"\x15garbage" * 25)
-
-
-def truncated_data(env: Env) -> None:
-    data = env.segment / "data_level0.bin"
-    os.truncate(data, data.stat().st_size // 2)
-
-
-def corrupt_sqlite_header(env: Env) -> None:
-    with open(env.persist / "chroma.sqlite3", "r+b") as handle:
-        handle.write(b"\0" * 100)
-
-
-def corrupt_sqlite_pages(env: Env) -> None:
-    path = env.persist / "chroma.sqlite3"
-    with open(path, "r+b") as handle:
-        for offset in range(4096 * 2, path.stat().st_size, 4096 * 3):
-            handle.seek(offset)
-            handle.write(b"\xa5" * 512)
-
-
-def deleted_sqlite(env: Env) -> None:
-    (env.persist / "chroma.sqlite3").unlink()
 
 
 def _start(env: Env) -> None:
@@ -319,6 +283,10 @@ def test_snapshot_then_rollback_keeps_every_record_and_the_quarantine(
     assert rolled.ok, rolled.detail
     assert rolled.data["snapshot"] == made.data["snapshot"]
     assert rolled.data["counts"] == {"docs": RECORDS}
+    # the collection written after the snapshot is replayed, not silently dropped
+    assert rolled.data["would_lose"]["count"] == 10
+    assert rolled.data["replayed"] == {"later": 10} and rolled.data["lost"]["count"] == 0
+    assert fixed_query(env.server.port, "later", 10)
     assert fixed_query(env.server.port, "docs") == golden.query
     quarantine = Path(rolled.data["quarantine"])
     assert (quarantine / "chroma.sqlite3").is_file()  # the replaced directory is kept
