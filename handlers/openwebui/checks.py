@@ -172,7 +172,7 @@ def connection_failure(session: Session, index: int) -> str | None:
     """Why connection ``index``'s upstream fails its model list, or None when it answers.
     OpenWebUI asks the upstream itself, even for a connection that is switched off."""
     reply = session.api.get(f"/openai/models/{index}")
-    if reply.ok:
+    if reply.ok or reply.status in (401, 403):  # our credential, not the upstream
         return None
     return reply.message
 

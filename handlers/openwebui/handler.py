@@ -6,8 +6,12 @@ by ``/api/models``; optionally one tiny chat through the default model. ``/healt
 ``/ready`` stay green while every model backend is down, so the model checks are what see
 an upstream outage.
 
+A healthy probe after a ``model_failover`` that worked carries the mark ``on_fallback``;
+once the primary (the default before the failover) answers a chat again it also names
+``restore_config`` as the follow-up.
+
 Strategies (``recovery_cli.handlers.openwebui.strategies``): ``token_refresh``,
-``model_failover``, ``graceful_degradation``, ``restore_config``.
+``model_failover``, ``graceful_degradation``, ``restore_config``, ``restart_service``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from recovery_cli.handlers.base import (
     ProbeResult,
 )
 from recovery_cli.handlers.openwebui.api import Api, open_client
+from recovery_cli.handlers.openwebui.changes import DEFAULT_MODELS, matches
 from recovery_cli.handlers.openwebui.checks import (
     DOWN_TYPES,
     MODEL_MISSING,
@@ -45,6 +50,8 @@ from recovery_cli.handlers.openwebui.settings import OpenWebUISettings
 from recovery_cli.handlers.openwebui.state import HandlerFiles
 from recovery_cli.handlers.util import trim
 
+ON_FALLBACK = "on_fallback"
+
 
 class OpenWebUIHandler(BaseHandler):
     kind = "openwebui"
@@ -54,8 +61,6 @@ class OpenWebUIHandler(BaseHandler):
         super().__init__(context)
         self.settings = OpenWebUISettings.model_validate(context.settings)
         self.files = HandlerFiles(context.state_dir, context.name, context.read_only, context.now)
-
-    # -- config --------------------------------------------------------------------------------
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -79,7 +84,7 @@ class OpenWebUIHandler(BaseHandler):
             result = self._probe(api)
         if result.healthy:
             metrics = {**result.metrics, "probe_seconds": round(time.monotonic() - started, 3)}
-            return ProbeResult.ok(result.detail, metrics)
+            return ProbeResult.ok(result.detail, metrics, result.marks, result.follow_up)
         return result
 
     def _probe(self, api: Api) -> ProbeResult:
@@ -98,7 +103,32 @@ class OpenWebUIHandler(BaseHandler):
             return self._result(finding)
         source = session.credential.source
         detail = f"serving; {len(ids)} model(s) listed; authenticated with the {source}"
-        return ProbeResult.ok(detail, {"models_listed": float(len(ids))})
+        metrics = {"models_listed": float(len(ids))}
+        fallback = self._on_fallback(session, ids)
+        if fallback is None:
+            return ProbeResult.ok(detail, metrics)
+        note, follow_up = fallback
+        return ProbeResult.ok(f"{detail}; {note}", metrics, (ON_FALLBACK,), follow_up)
+
+    def _on_fallback(self, session: Session, ids: Sequence[str]) -> tuple[str, str | None] | None:
+        """(note, follow-up) while the default model is still the fallback a failover set;
+        the follow-up is ``restore_config`` once the primary answers a chat again."""
+        change = self.files.load_changes().get(DEFAULT_MODELS)
+        config = default_models(session) if change is not None else None
+        if change is None or not isinstance(config, dict):
+            return None
+        if not matches(change.set, config.get(DEFAULT_MODELS)):
+            return None  # a restore or a person changed the default since
+        fallback = first_default(config)
+        primary = first_default({DEFAULT_MODELS: change.before})
+        note = f"on fallback: the default model is {fallback} since {change.by}"
+        if primary is None:
+            return f"{note}; no primary to return to", None
+        if primary in ids and chat(session, primary) is None:
+            return f"{note}; the primary {primary} answers again: restore_config is due", (
+                "restore_config"
+            )
+        return f"{note}; restore_config waits until the primary {primary} answers", None
 
     def _models_finding(self, session: Session, ids: Sequence[str]) -> Finding | None:
         missing = [m for m in self.settings.required_models if m not in ids]
@@ -136,14 +166,12 @@ class OpenWebUIHandler(BaseHandler):
 
     def _result(self, finding: Finding) -> ProbeResult:
         detail = finding.detail
-        baseline = self.files.load_baseline()
-        if baseline is not None and baseline.get("degraded"):
+        changes = self.files.load_changes().values()
+        if any(c.by == "graceful_degradation" for c in changes):
             detail += "; graceful_degradation is in effect (restore_config undoes it)"
         if finding.failure_type in DOWN_TYPES:
             return ProbeResult(Health.DOWN, finding.failure_type, trim(detail))
         return ProbeResult(Health.DEGRADED, finding.failure_type, trim(detail))
-
-    # -- strategies ----------------------------------------------------------------------------
 
     # -- preflight -----------------------------------------------------------------------------
 

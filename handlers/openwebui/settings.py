@@ -7,10 +7,12 @@ so a config that loaded before still loads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import PlainValidator
 
+from recovery_cli.handlers.base import SettingsError
 from recovery_cli.handlers.settings_models import (
     NULL_IS_DEFAULT,
     Flag,
@@ -85,6 +87,8 @@ class GracefulDegradationParams(Params):
 
 class RestoreConfigParams(Params):
     verify_chat: Flag = True
+    # put back also the keys a person changed since the recovery did (their value is lost)
+    override_conflicts: Flag = False
 
 
 PARAMS: dict[str, type[SettingsModel]] = {
@@ -97,3 +101,28 @@ PARAMS: dict[str, type[SettingsModel]] = {
 
 # every problem with a component's settings and its strategies' params
 validate = kind_validator(OpenWebUISettings, PARAMS)
+
+
+def warnings(
+    settings: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]
+) -> list[SettingsError]:
+    """A config that loads but cannot work as meant: ``required_models`` naming a model
+    that ``model_failover`` does not fail over to. In the outage failover is for, that
+    model's backend is down, so it drops out of the refreshed model list and the probe keeps
+    failing after a failover that worked: the incident can never end."""
+    if validate(settings, params):
+        return []  # the config check reports those; no second guess on a broken config
+    required = OpenWebUISettings.model_validate(settings).required_models
+    fallbacks = ModelFailoverParams.model_validate(params.get("model_failover") or {}).candidates
+    outside = [m for m in required if m not in fallbacks]
+    if not (required and fallbacks and outside):
+        return []
+    message = (
+        f"required_models names {', '.join(outside)}, which model_failover does not fail "
+        f"over to (fallbacks: {', '.join(fallbacks)}). When that model's backend is down it "
+        "drops out of the model list, so the probe fails even after a failover that worked "
+        "and the incident never ends. Require only models the fallbacks serve, or leave "
+        "required_models empty and rely on chat_smoke_test (it chats through the default "
+        "model, which failover changes)"
+    )
+    return [SettingsError("settings.required_models", message)]

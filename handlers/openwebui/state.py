@@ -3,7 +3,10 @@
 - ``token.json``: the session token from ``token_refresh`` and its expiry (secret, 0600).
 - ``signins.json``: when we last signed in, so we stay far below the server's limit.
 - ``baseline.json``: the config values as they were before the first change a recovery made
-  (default models, connections, banners): ``restore_config`` puts exactly these back.
+  (default models, connections, banners): the incident's backup, for a person.
+- ``changes.json``: each key a recovery changed, the value it set and the value before it.
+  ``restore_config`` puts a key back only while it still holds the value the recovery set
+  (a three-way merge against the live config); a key a person changed since is theirs.
 
 The directory is 0700 and every file 0600, written atomically (temp file, fsync, rename), so
 a crash leaves the old or the new file, never half of one.
@@ -15,14 +18,15 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recovery_cli.handlers.util import private_dir
 
-# The config keys (as in GET /api/v1/configs/export) a recovery may change and must restore.
+# The config keys (as in GET /api/v1/configs/export) kept in the baseline: every form a
+# recovery writes to, whole, so a person can see what was there before the incident.
 MODEL_KEYS = {
     "DEFAULT_MODELS": "ui.default_models",
     "DEFAULT_PINNED_MODELS": "ui.default_pinned_models",
@@ -38,6 +42,37 @@ CONNECTION_KEYS = {
 BANNER_KEY = "ui.banners"
 # API keys of the upstream connections are deliberately not kept: they are never changed.
 BASELINE_KEYS = (*MODEL_KEYS.values(), *CONNECTION_KEYS.values(), BANNER_KEY)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One config value a recovery changed: ``key`` names it (``DEFAULT_MODELS``,
+    ``banner:<id>``, ``connection:<index>.enable``), ``set`` is the value written, ``before``
+    the value it replaced, ``by`` the strategy, ``url`` the connection's URL (its identity
+    when indexes shift)."""
+
+    key: str
+    set: Any
+    before: Any
+    by: str
+    at: float = 0.0
+    url: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        data = {"set": self.set, "before": self.before, "by": self.by, "at": self.at}
+        return data if self.url is None else {**data, "url": self.url}
+
+    @classmethod
+    def from_data(cls, key: str, data: Mapping[str, Any]) -> Change:
+        url = data.get("url")
+        return cls(
+            key,
+            data.get("set"),
+            data.get("before"),
+            str(data.get("by", "")),
+            float(data.get("at") or 0),
+            str(url) if url is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,14 +154,40 @@ class HandlerFiles:
         )
         return True
 
-    def update_baseline(self, **fields: Any) -> None:
-        baseline = self.load_baseline()
-        if baseline is not None:
-            self._write("baseline.json", {**baseline, **fields})
-
     def drop_baseline(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / "baseline.json").unlink()
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def load_changes(self) -> dict[str, Change]:
+        data = self._read("changes.json")
+        records = data.get("changes") if isinstance(data, dict) else None
+        if not isinstance(records, dict):
+            return {}
+        return {
+            key: Change.from_data(key, record)
+            for key, record in records.items()
+            if isinstance(record, dict) and "set" in record
+        }
+
+    def record_change(self, change: Change) -> None:
+        """Note a change (before it is written), replacing any earlier one of that key."""
+        self._save_changes({**self.load_changes(), change.key: change})
+
+    def forget_changes(self, keys: Iterable[str]) -> None:
+        drop = set(keys)
+        changes = self.load_changes()
+        if drop & changes.keys():
+            self._save_changes({k: c for k, c in changes.items() if k not in drop})
+
+    def _save_changes(self, changes: Mapping[str, Change]) -> None:
+        if not changes:
+            with contextlib.suppress(FileNotFoundError):
+                if not self.read_only:
+                    (self.dir / "changes.json").unlink()
+            return
+        self._write("changes.json", {"changes": {k: c.to_data() for k, c in changes.items()}})
 
     # -- plumbing ------------------------------------------------------------------------------
 

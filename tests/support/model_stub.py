@@ -4,6 +4,8 @@ Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` for a fixed list of 
 free loopback port, in a thread. ``fail_with(503)`` makes it answer every request with that
 status (an upstream outage); ``fail_chat_with(503)`` fails only chat, the usual shape of an
 overloaded inference server whose model list still answers. ``recover()`` lifts both.
+``stop()`` closes the port (a backend that died: connection refused); ``start()`` again
+serves on the same port.
 """
 
 from __future__ import annotations
@@ -24,21 +26,30 @@ class ModelStub:
         self.status_all: int | None = None
         self.status_chat: int | None = None
         self.chat_requests: list[str] = []
-        self._server = _StubServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server: _StubServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
     def start(self) -> ModelStub:
-        self._thread.start()
+        if self._server is None:
+            self._server = _StubServer(self)
+            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        if server is not None and thread is not None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
     def fail_with(self, status: int) -> None:
         self.status_all = status

@@ -5,17 +5,28 @@ It runs from its own virtualenv (``scripts/install-openwebui`` puts it at
 offline, with a temporary ``DATA_DIR``, an admin account taken from environment variables
 and the given OpenAI-compatible stubs as its model backends. Start-up takes ~16 s and
 ~800 MB, so test modules start one and share it.
+
+Used two ways, like ``chroma_server``:
+- in-process: ``OpenWebUIServer(...).start()`` / ``.stop()`` / ``.kill()``;
+- as the ``service: {method: command}`` of a test: ``server.command("start"|"stop")`` is
+  ``python -m tests.support.openwebui_server start|stop --spec FILE``, so a restart goes
+  through the core's own service control, as an operator's would. The spec file (0600)
+  holds the server's settings; the pidfile says which process is the server, whoever
+  started it.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +99,27 @@ class OpenWebUIServer:
             "DO_NOT_TRACK": "true",
         }
 
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir.parent / f"open-webui-{self.port}.pid"
+
+    @property
+    def spec_file(self) -> Path:
+        return self.data_dir.parent / f"open-webui-{self.port}.json"
+
+    def pid(self) -> int | None:
+        """The server's process, whether this object or a service command started it."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
     def start(self, timeout: float = START_TIMEOUT) -> OpenWebUIServer:
+        if self.pid() is not None:
+            return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [str(executable()), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log, "ab") as log:
@@ -101,6 +132,7 @@ class OpenWebUIServer:
                 cwd=str(self.data_dir),
                 start_new_session=True,
             )
+        self.pidfile.write_text(str(self.proc.pid))
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -126,21 +158,76 @@ class OpenWebUIServer:
         raise TimeoutError(f"open-webui not ready on {self.port} after {timeout}s; see {self.log}")
 
     def stop(self, timeout: float = 20.0) -> None:
+        pid = self.pid()
+        if pid is not None:
+            self._signal(pid, signal.SIGTERM)
+            if not self._wait_gone(timeout):
+                self._signal(pid, signal.SIGKILL)
+                self._wait_gone(5)
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group: a crash, nothing shut down cleanly."""
+        pid = self.pid()
+        if pid is not None:
+            self._signal(pid, signal.SIGKILL)
+            self._wait_gone(5)
+        self._reap()
+
+    def _signal(self, pid: int, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signum)
+
+    def _wait_gone(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None:
+                self.proc.poll()
+            if self.pid() is None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _reap(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.pid() is not None
+
+    def command(self, action: str) -> list[str]:
+        """The argv of a ``service: {method: command}`` that starts or stops this server."""
+        spec = {
+            "data_dir": str(self.data_dir),
+            "backend_urls": self.backend_urls,
+            "port": self.port,
+            "admin_email": self.admin_email,
+            "admin_password": self.admin_password,
+            "secret_key": self.secret_key,
+            "backend_key": self.backend_key,
+        }
+        fd = os.open(self.spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(spec, out)
+        module = "tests.support.openwebui_server"
+        return [sys.executable, "-m", module, action, "--spec", str(self.spec_file)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Admin:
@@ -230,33 +317,58 @@ def expired_copy(token: str, secret_key: str, seconds_ago: int = 120) -> str:
 
 @dataclass(frozen=True)
 class Stack:
-    stub: ModelStub
+    stubs: tuple[ModelStub, ...]
     server: OpenWebUIServer
     admin: Admin
 
+    @property
+    def stub(self) -> ModelStub:
+        return self.stubs[0]
+
 
 @contextlib.contextmanager
-def running_stack(root: Path, models: tuple[str, ...] = MODELS) -> Iterator[Stack]:
-    """A model stub, an OpenWebUI using it (default model: the first), and admin access;
-    all stopped and closed on exit."""
-    with ModelStub(models) as stub:
-        server = OpenWebUIServer(root / "data", [stub.base_url]).start()
-        try:
-            admin = Admin(server)
-            try:
-                admin.set_default_model(models[0])
-                yield Stack(stub, server, admin)
-            finally:
-                admin.close()
-        finally:
-            server.stop()
+def running_stack(root: Path, backends: Sequence[tuple[str, ...]] = (MODELS,)) -> Iterator[Stack]:
+    """One model stub per backend (connection ``i`` is ``backends[i]``), an OpenWebUI using
+    them (default model: the first of the first), and admin access; all stopped on exit."""
+    with contextlib.ExitStack() as running:
+        stubs = tuple(running.enter_context(ModelStub(models)) for models in backends)
+        server = OpenWebUIServer(root / "data", [stub.base_url for stub in stubs]).start()
+        running.callback(server.stop)
+        admin = Admin(server)
+        running.callback(admin.close)
+        admin.set_default_model(backends[0][0])
+        yield Stack(stubs, server, admin)
 
 
-def module_stack(factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def module_stack(
+    factory: pytest.TempPathFactory, backends: Sequence[tuple[str, ...]] = (MODELS,)
+) -> Iterator[Stack]:
     """The body of a module-scoped fixture: one stack per test module (start-up ~12 s,
     ~800 MB), skipped with the reason when open-webui is not installed."""
     reason = missing_reason()
     if reason is not None:
         pytest.skip(reason)
-    with running_stack(factory.mktemp("owui")) as running:
+    with running_stack(factory.mktemp("owui"), backends) as running:
         yield running
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``start`` (returns once the server is ready; it keeps running) or ``stop``."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.openwebui_server")
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("--spec", type=Path, required=True)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec.read_text())
+    server = OpenWebUIServer(**{**spec, "data_dir": Path(spec["data_dir"])})
+    try:
+        server.start() if args.action == "start" else server.stop()
+    except (RuntimeError, TimeoutError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if server.proc is not None:
+        server.proc.returncode = 0  # it outlives this command, as a service does
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,16 +11,17 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from recovery_cli.handlers.base import ComponentContext, Health, StrategyContext, StrategyResult
+from recovery_cli.handlers.base import Health
 from recovery_cli.handlers.openwebui.handler import OpenWebUIHandler
 from recovery_cli.handlers.openwebui.settings import validate as validate_openwebui
+from tests.handlers.openwebui.helpers import FALLBACK, PRIMARY, handler_for, run
 from tests.support.model_stub import ModelStub
 from tests.support.net import free_port
 from tests.support.openwebui_server import (
@@ -30,13 +31,6 @@ from tests.support.openwebui_server import (
 )
 
 pytestmark = pytest.mark.slow
-
-PRIMARY, FALLBACK = "stub-primary", "stub-fallback"
-ENV_NAMES = {
-    "api_key_env": "OWUI_API_KEY",
-    "email_env": "OWUI_EMAIL",
-    "password_env": "OWUI_PASSWORD",
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +45,6 @@ def clean(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("stub").recover()
     if "pristine" in request.fixturenames:
         request.getfixturevalue("admin").put_back(request.getfixturevalue("pristine"))
-
-
-def handler_for(
-    url: str,
-    state_dir: Path,
-    environ: Mapping[str, str],
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    probe_timeout: float = 10.0,
-    **settings: Any,
-) -> OpenWebUIHandler:
-    context = ComponentContext(
-        name="openwebui",
-        settings={"url": url, **ENV_NAMES, **settings},
-        strategy_params=dict(params or {}),
-        state_dir=state_dir,
-        environ=dict(environ),
-        probe_timeout=probe_timeout,
-    )
-    return OpenWebUIHandler(context)
-
-
-def run(handler: OpenWebUIHandler, strategy: str, dry_run: bool = False) -> StrategyResult:
-    params = handler.context.params_for(strategy)
-    ctx = StrategyContext(
-        handler.context, params, None, 30.0, dry_run=dry_run, deadline=time.monotonic() + 30
-    )
-    return handler.strategies()[strategy](ctx)
 
 
 @pytest.fixture
