@@ -95,7 +95,7 @@ class StrategyResult:
 
 WOULD_LOSE = "would_lose"
 LOST = "lost"
-LOSS_ITEMS_SHOWN = 1000  # ids or keys kept in a plan or an audit record; the count is exact
+LOSS_ITEMS_SHOWN = 100  # ids or keys kept in a plan or an audit record; the count is exact
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,9 @@ class KindSpec:
     degraded_failure_types: tuple[str, ...] = ()
     # strategy -> failure types it cannot fix (a chain skips it for them)
     cannot_help: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # strategies that change or discard data: one that raises is never run again in the
+    # same step (it may have acted before it raised)
+    destructive: tuple[str, ...] = ()
     # "module:function", ``warnings(settings, strategy_params) -> list[SettingsError]``:
     # a config that loads but cannot work as meant (printed, never fatal)
     warnings: str | None = None

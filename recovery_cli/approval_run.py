@@ -11,7 +11,7 @@ from typing import Any
 from recovery_cli import approvals, facts
 from recovery_cli.approvals import Approval, ApprovalStatus
 from recovery_cli.audit import Event
-from recovery_cli.chain import Attempt, ChainRunner
+from recovery_cli.chain import Attempt, ChainRunner, loss_note
 from recovery_cli.errors import ExitCode, UsageError
 from recovery_cli.handlers.base import WOULD_LOSE, ProbeResult
 from recovery_cli.lifecycle import LifeState
@@ -63,7 +63,7 @@ class ApprovalFlow:
                 decision = facts.decide(ctx, tx, name, life, chain, person, asking)
                 if decision.verdict is not Verdict.ACT:
                     return self._refuse(tx, name, approval, decision, matches)
-                attempt = self._consume(tx, approval, probe, request, at_prompt)
+                attempt = self._consume(tx, approval, probe, request, at_prompt, plan)
             report = self.chain.run_chain(attempt, chain, probe, approved=approval.strategy)
             return replace(report, approval_id=report.approval_id or approval.id)
 
@@ -104,6 +104,7 @@ class ApprovalFlow:
             params,
             probe.failure_type,
             loss if isinstance(loss, Mapping) else None,
+            self.ctx.config.components[name].settings,
         )
         return digest == approval.plan_hash
 
@@ -173,6 +174,7 @@ class ApprovalFlow:
         probe: ProbeResult,
         request: RecoverRequest,
         at_prompt: bool = False,
+        plan: Mapping[str, Any] | None = None,
     ) -> Attempt:
         """Mark the approval used and write the attempt intent in the decision's transaction:
         single use even when two people approve at the same second."""
@@ -195,7 +197,8 @@ class ApprovalFlow:
             operator=operator,
             trigger=request.trigger,
             failure_type=probe.failure_type,
-            detail=f"approved by {operator}{how}",
+            detail=f"approved by {operator}{how}" + loss_note(plan),
+            would_lose=(plan or {}).get(WOULD_LOSE),
         )
         attempt_id = tx.start_attempt(
             name,

@@ -1,8 +1,9 @@
 """Pending approvals: created by a step that needs a human, consumed once by ``approve``.
 
-An approval is bound to a plan hash (component, strategy, params, failure type, and what the
-step would discard: its dry run's ``would_lose``): approving a plan that no longer matches
-what the component needs, or that would now discard something else, is refused."""
+An approval is bound to a plan hash (component, its settings, strategy, params, failure type,
+and what the step would discard: its dry run's ``would_lose``): approving a plan that no
+longer matches what the component needs, or that would now discard something else, is
+refused."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from recovery_cli.audit import new_id
 from recovery_cli.errors import ExitCode, RecoveryError, UsageError
 from recovery_cli.handlers.util import format_ts
+from recovery_cli.limits import bounded
 
 if TYPE_CHECKING:
     from recovery_cli.state_file import State
@@ -120,7 +122,9 @@ class Approval:
             approved_at=entry.get("approved_at"),
             closed_by=entry.get("closed_by"),
             closed_at=entry.get("closed_at"),
-            plan=entry.get("plan"),
+            # what a hand-edited state file holds here is cut to the audit's bounds, so the
+            # next save (and the redaction before it) can always write it back
+            plan=bounded(entry["plan"]) if isinstance(entry.get("plan"), dict) else None,
         )
 
 
@@ -130,7 +134,10 @@ def plan_hash(
     params: Mapping[str, Any],
     failure_type: str | None,
     would_lose: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
 ) -> str:
+    """``target``: the component's settings (which server, which database, which files),
+    so a plan approved for one target never runs against another."""
     plan: dict[str, Any] = {
         "component": component,
         "strategy": strategy,
@@ -139,6 +146,8 @@ def plan_hash(
     }
     if would_lose is not None:
         plan["would_lose"] = would_lose.get("binds", would_lose)
+    if target is not None:
+        plan["target"] = target
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -150,6 +159,7 @@ class Request:
     failure_type: str | None
     attempt_id: str | None
     plan: Mapping[str, Any] | None = None  # the step's dry run: detail, would_lose
+    target: Mapping[str, Any] | None = None  # the component's settings
 
     @property
     def would_lose(self) -> Mapping[str, Any] | None:
@@ -158,7 +168,12 @@ class Request:
 
     def digest(self) -> str:
         return plan_hash(
-            self.component, self.strategy, self.params, self.failure_type, self.would_lose
+            self.component,
+            self.strategy,
+            self.params,
+            self.failure_type,
+            self.would_lose,
+            self.target,
         )
 
 

@@ -39,6 +39,7 @@ class Attempt:
     attempt_id: str
     request: RecoverRequest
     started: float
+    follow_up: bool = False  # a healthy component's follow-up step: not counted as recovery
 
 
 def lost_data(result: StrategyResult) -> dict[str, Any] | None:
@@ -55,6 +56,12 @@ def loss_note(plan: Mapping[str, Any] | None) -> str:
     if not isinstance(loss, Mapping) or loss.get("count") == 0:
         return ""
     return f"; would lose: {loss.get('summary')}"
+
+
+def losses_note(steps: Sequence[StepReport]) -> str:
+    """``; data lost: ...`` naming what the steps discarded for good, else empty."""
+    losses = [str(s.lost.get("summary")) for s in steps if s.lost]
+    return "; data lost: " + "; ".join(losses) if losses else ""
 
 
 def loss_alert(ctx: RunContext, name: str, detail: str) -> alerts.PendingAlert:
@@ -103,6 +110,43 @@ class ChainRunner:
             failure_type = after.failure_type or failure_type
         return self._failed(attempt, steps, failure_type)
 
+    def run_follow_up(self, attempt: Attempt, strategy: str, probe: ProbeResult) -> ComponentReport:
+        """A healthy component's follow-up step (``restore_config`` once the primary is
+        back). It ends like a recovery when it worked; when it failed and the component is
+        still healthy, the attempt is recorded failed and the component stays healthy."""
+        try:
+            step, after = self._step(attempt, strategy, probe.failure_type)
+        except (KeyboardInterrupt, Terminated) as exc:
+            self._interrupted(attempt, strategy, probe.failure_type, exc)
+            raise
+        if not after.healthy:
+            return self._failed(attempt, [step], after.failure_type)
+        if step.ok:
+            return self._succeeded(attempt, [step], after)
+        return self._follow_up_failed(attempt, step, after)
+
+    def _follow_up_failed(
+        self, attempt: Attempt, step: StepReport, after: ProbeResult
+    ) -> ComponentReport:
+        ctx, name = self.ctx, attempt.name
+        detail = f"follow-up {step.strategy} failed: {step.detail}" + losses_note([step])
+        with ctx.store.transaction(ctx.wait) as tx:
+            self._finish(tx, attempt, Outcome.FAILED, step.strategy, step.failure_type, detail)
+            life = replace(ctx.tracker.life(tx.state, name), marks=after.marks)
+            ctx.tracker.put(tx, name, life, LifeState.HEALTHY, "follow-up failed", detail)
+        if step.lost:
+            ctx.outbox.add([loss_alert(ctx, name, detail)])
+        return ComponentReport(
+            name,
+            ExitCode.OK,
+            "healthy",
+            after.health,
+            None,
+            f"{after.detail}; {detail}",
+            steps=(step,),
+            attempt_id=attempt.attempt_id,
+        )
+
     def _needs_a_human(self, attempt: Attempt, strategy: str, approved: str | None) -> bool:
         return strategy != approved and self.ctx.config.needs_approval(attempt.name, strategy)
 
@@ -119,6 +163,7 @@ class ChainRunner:
             ctx.config.retry(name, strategy),
             timeout,
             sleep=ctx.env.clock.sleep,
+            retry_errors=not ctx.config.destructive(name, strategy),
         )
         after = ctx.components.probe(name, fresh=True)
         result = run.result
@@ -320,7 +365,13 @@ class ChainRunner:
         now = ctx.store.now()
         params = self.params(name, strategy, request)
         req = approvals.Request(
-            name, strategy, params, failure_type, attempt.attempt_id if attempt else None, plan
+            name,
+            strategy,
+            params,
+            failure_type,
+            attempt.attempt_id if attempt else None,
+            plan,
+            ctx.config.components[name].settings,
         )
         approvals.expire_old(tx.state, now)
         approval, created = approvals.request(
@@ -382,6 +433,7 @@ class ChainRunner:
             detail=detail,
             duration_s=round(max(0.0, self.ctx.env.clock.monotonic() - attempt.started), 3),
             operator=self.ctx.env.operator(attempt.request.operator),
+            follow_up=attempt.follow_up or None,
         )
 
     def _move(
@@ -401,9 +453,7 @@ class ChainRunner:
         losses = [s.lost for s in steps if s.lost]
         outcome = Outcome.RECOVERED_WITH_LOSS if losses else Outcome.SUCCESS
         last = steps[-1].strategy
-        detail = f"healthy after {last}"
-        if losses:
-            detail += "; data lost: " + "; ".join(str(loss.get("summary")) for loss in losses)
+        detail = f"healthy after {last}" + losses_note(steps)
         with ctx.store.transaction(ctx.wait) as tx:
             self._finish(tx, attempt, outcome, last, None, detail)
             life = ctx.tracker.life(tx.state, name)
@@ -445,7 +495,7 @@ class ChainRunner:
         modes; a person's failed run is recorded and counts, nothing more."""
         ctx, name = self.ctx, attempt.name
         tried = ", ".join(s.strategy for s in steps) or "no step"
-        detail = f"still unhealthy after {tried}"
+        detail = f"still unhealthy after {tried}" + losses_note(steps)
         last = steps[-1].strategy if steps else None
         automatic = not attempt.request.by_person
         with ctx.store.transaction(ctx.wait) as tx:
@@ -458,6 +508,8 @@ class ChainRunner:
             ctx.degraded.enter(
                 name, ctx.env.operator(attempt.request.operator), detail, failure_type
             )
+        if any(step.lost for step in steps):
+            ctx.outbox.add([loss_alert(ctx, name, detail)])
         return ComponentReport(
             name,
             ExitCode.UNHEALTHY,

@@ -330,6 +330,11 @@ class Config(Strict):
             return chain
         return [s for s in chain if failure_type not in spec.cannot_help.get(s, ())]
 
+    def destructive(self, name: str, strategy: str) -> bool:
+        """Whether the kind says the strategy changes or discards data."""
+        spec = kind_spec(self.components[name].kind)
+        return spec is not None and strategy in spec.destructive
+
     def modes_for(self, name: str, failure_type: str | None = None) -> list[str]:
         """The component's degraded modes; with ``failure_type``, only those entered for it."""
         return [

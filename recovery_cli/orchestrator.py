@@ -173,9 +173,16 @@ class Orchestrator:
 
     def _follow_up(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
         """A healthy component whose probe names a step to run (``restore_config`` once the
-        primary answers again): run it through the gates as an attempt of its own. A gate
-        that refuses leaves it healthy and records nothing: the next run asks again."""
+        primary answers again): run it through the gates as an attempt of its own, which
+        counts against no cap or cooldown of the component's recoveries. A gate that refuses,
+        or a failure of the same step within the cooldown, leaves it healthy and writes
+        nothing: a later run asks again."""
         ctx, strategy = self.ctx, str(probe.follow_up)
+        waiting = self._follow_up_backoff(name, strategy)
+        if waiting:
+            return ComponentReport(
+                name, ExitCode.OK, "healthy", probe.health, None, f"{probe.detail}; {waiting}"
+            )
         follow = replace(request, strategy=strategy, force=True)
         with ctx.store.component_lock(name) as lock:
             if not lock.acquire(0):
@@ -187,7 +194,20 @@ class Orchestrator:
                     held = f"{probe.detail}; {strategy} waits: {decision.detail}"
                     return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, held)
                 attempt = self._start(tx, name, probe, [strategy], follow, follow_up=True)
-            return self.chain.run_chain(attempt, [strategy], probe)
+            return self.chain.run_follow_up(replace(attempt, follow_up=True), strategy, probe)
+
+    def _follow_up_backoff(self, name: str, strategy: str) -> str:
+        """Why the follow-up waits: the same step failed within the cooldown."""
+        now, cooldown = self.ctx.store.now(), self.ctx.config.cooldown(name)
+        last = None
+        for record in self.ctx.store.attempts_since(name, now - cooldown):
+            if record.get("follow_up") and record.get("strategy") == strategy:
+                last = record
+        if last is None or last.get("outcome") != Outcome.FAILED:
+            return ""
+        return (
+            f"follow-up {strategy} failed at {last.get('ts')}; it is tried again after {cooldown}s"
+        )
 
     def _healthy(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ComponentReport:
         ctx = self.ctx

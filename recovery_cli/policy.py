@@ -169,6 +169,8 @@ def build_window(
     for record in records:
         if record.get("event") != Event.ATTEMPT or record.get("component") != component:
             continue
+        if record.get("follow_up"):
+            continue  # a healthy component's follow-up step: neither a cap's nor a cooldown's
         ts = parse_ts_or(record.get("ts"), now)  # unreadable: counted as now, never freed
         outcome = record.get("outcome")
         if outcome == Outcome.STARTED:

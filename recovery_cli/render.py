@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -28,12 +29,22 @@ def use_redactor(redact: Callable[[str], str]) -> None:
     _redact = redact
 
 
+# control characters other than newline and tab: a key name or a server's message could
+# carry terminal escapes (recolour, retitle, hide text) into what an approver reads
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
 def err(line: str) -> None:
-    _emit(sys.stderr, _redact(line) + "\n")
+    _emit(sys.stderr, printable(_redact(line)) + "\n")
 
 
 def out(text: str) -> None:
-    text = _redact(text)
+    text = printable(_redact(text))
     _emit(sys.stdout, text if text.endswith("\n") else text + "\n")
 
 
@@ -60,7 +71,7 @@ def print_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    cells = [["" if v is None else trim(_redact(str(v))) for v in row] for row in rows]
+    cells = [["" if v is None else printable(trim(_redact(str(v)))) for v in row] for row in rows]
     if sys.stdout.isatty():
         _rich_table(headers, cells, title)
         return
@@ -74,12 +85,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=title, show_lines=False)
     for header in headers:
         grid.add_column(header, overflow="fold")
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(Text(cell) for cell in row))  # text as it is, never Rich markup
     try:
         Console().print(grid)
     except BrokenPipeError:

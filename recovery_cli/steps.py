@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from recovery_cli.config import RetryPolicy
-from recovery_cli.handler_calls import call_with_timeout, strategy_result_from
+from recovery_cli.handler_calls import Crashed, call_with_timeout, strategy_result_from
 from recovery_cli.handlers.base import StrategyContext, StrategyResult
 
 if TYPE_CHECKING:
@@ -28,11 +28,13 @@ def run_step(
     retry: RetryPolicy,
     timeout: float,
     sleep: Callable[[float], None] = time.sleep,
+    retry_errors: bool = True,
 ) -> StepRun:
     """Call ``strategy`` until it succeeds, fails for good, or ``timeout`` is spent.
 
-    Retried: a result marked ``retryable`` and an exception. Every call gets a context whose
-    deadline is the step's, so a strategy can bound its own waits."""
+    Retried: a result marked ``retryable``, and an exception unless ``retry_errors`` is off
+    (a destructive strategy may have acted before it raised). Every call gets a context
+    whose deadline is the step's, so a strategy can bound its own waits."""
     import tenacity
 
     started = time.monotonic()
@@ -43,9 +45,11 @@ def run_step(
         nonlocal tries
         tries += 1
         remaining = max(0.0, deadline - time.monotonic())
-        return strategy_result_from(
-            call_with_timeout(lambda: strategy(make_context(deadline)), remaining)
-        )
+        outcome = call_with_timeout(lambda: strategy(make_context(deadline)), remaining)
+        result = strategy_result_from(outcome)
+        if isinstance(outcome, Crashed) and not retry_errors:
+            return replace(result, retryable=False)
+        return result
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(retry.attempts) | tenacity.stop_after_delay(timeout),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli import statedir
-from recovery_cli.audit import AuditLog, ChainHead, Event, Record, new_id
+from recovery_cli.audit import AuditLog, ChainHead, Event, Record, new_id, parse_ts_or
 from recovery_cli.environment import Environment
 from recovery_cli.errors import LockTimeout
 from recovery_cli.handlers.util import format_ts
@@ -145,6 +145,13 @@ class Store:
         needle = f'"event":"{Event.ATTEMPT}","component":"{component}"'.encode()
         records = self.audit.matching(lookback_since(now, cooldown, day_cap), needle)
         return build_window(records, component, cap, cooldown, now, day_cap)
+
+    def attempts_since(self, component: str, since: float) -> list[Record]:
+        """The component's attempt records from ``since`` on, oldest first."""
+        needle = f'"event":"{Event.ATTEMPT}","component":"{component}"'.encode()
+        now = self.now()
+        records = self.audit.matching(lookback_since(now, int(max(0.0, now - since))), needle)
+        return [r for r in records if parse_ts_or(r.get("ts"), now) >= since]
 
     def prune(self, retention_days: int, wait: float) -> list[Path]:
         """Delete day files past the retention, after adding what they hold to the counter

@@ -14,4 +14,5 @@ KIND = KindSpec(
         "index_rebuild",
     ),
     strategy_module="recovery_cli.handlers.chromadb.strategies",
+    destructive=("snapshot", "snapshot_rollback", "index_rebuild"),
 )

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.handlers.base import Loss
-from recovery_cli.handlers.chromadb.offline import METADATA_SCOPE, SQLITE_NAME
+from recovery_cli.handlers.chromadb.offline import METADATA_SCOPE, SQLITE_NAME, sqlite_uri_of
+from recovery_cli.handlers.util import private_dir
 
 ADD, UPDATE, UPSERT, DELETE = 0, 1, 2, 3  # chromadb's embeddings_queue operation codes
 DOCUMENT_KEY = "chroma:document"
@@ -139,8 +140,9 @@ class Delta:
         return Loss(summary, len(missing), tuple(sorted(missing)), undo=UNDO)
 
 
-def compare(current: Path, snapshot_data: Path, name: str, workdir: Path) -> Delta:
-    """The delta between the store at ``current`` and the snapshot's ``data`` directory."""
+def compare(current: Path, snapshot_data: Path, name: str, workdir: Path | None) -> Delta:
+    """The delta between the store at ``current`` and the snapshot's ``data`` directory.
+    A salvage copy goes below ``workdir`` (None: the system's temp dir)."""
     try:
         with _open(snapshot_data / SQLITE_NAME, None, workdir) as snap:
             reference = _collections(snap)
@@ -149,11 +151,7 @@ def compare(current: Path, snapshot_data: Path, name: str, workdir: Path) -> Del
     try:
         with _open(current / SQLITE_NAME, snapshot_data / SQLITE_NAME, workdir) as db:
             now = _collections(db)
-            deltas = {
-                n: _delta(db, n, now[n], reference.get(n))
-                for n in sorted(now)
-                if not n.endswith(("-pre-rebuild", "-rebuild"))
-            }
+            deltas = {n: _delta(db, n, now[n], reference.get(n)) for n in sorted(now)}
     except (sqlite3.DatabaseError, OSError) as exc:
         return Delta(name, unreadable=f"{SQLITE_NAME}: {exc}")
     gone = sorted(set(reference) - set(now))
@@ -255,12 +253,12 @@ def _vector(blob: bytes | None, encoding: str | None) -> tuple[float, ...] | Non
 
 
 @contextmanager
-def _open(path: Path, reference: Path | None, workdir: Path) -> Iterator[sqlite3.Connection]:
+def _open(path: Path, reference: Path | None, workdir: Path | None) -> Iterator[sqlite3.Connection]:
     """``path`` opened read-only; when its header is unreadable and ``reference`` is given,
     a private copy with the reference's header instead."""
     if not path.is_file():
         raise sqlite3.DatabaseError(f"{path.name} is missing")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db = sqlite3.connect(sqlite_uri_of(path), uri=True, timeout=5)
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError:
@@ -277,8 +275,9 @@ def _open(path: Path, reference: Path | None, workdir: Path) -> Iterator[sqlite3
 
 
 @contextmanager
-def _salvaged(path: Path, reference: Path, workdir: Path) -> Iterator[sqlite3.Connection]:
-    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _salvaged(path: Path, reference: Path, workdir: Path | None) -> Iterator[sqlite3.Connection]:
+    if workdir is not None:
+        private_dir(workdir, parents=True)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="salvage-") as temporary:
         copy = Path(temporary) / SQLITE_NAME
         shutil.copyfile(path, copy)
@@ -290,7 +289,7 @@ def _salvaged(path: Path, reference: Path, workdir: Path) -> Iterator[sqlite3.Co
         header[32:40] = bytes(8)  # no freelist: the copy is only read
         with open(copy, "r+b") as handle:
             handle.write(header)
-        db = sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(sqlite_uri_of(copy), uri=True, timeout=5)
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             yield db

@@ -62,7 +62,13 @@ class OfflineReport:
 
 
 def sqlite_uri(directory: Path) -> str:
-    return f"file:{directory / SQLITE_NAME}?mode=ro"
+    return sqlite_uri_of(directory / SQLITE_NAME)
+
+
+def sqlite_uri_of(path: Path) -> str:
+    """A read-only sqlite URI for ``path``, percent-encoded: a ``#``, ``?`` or ``%`` in a
+    directory name must not end the path or drop ``mode=ro``."""
+    return f"{path.absolute().as_uri()}?mode=ro"
 
 
 def inspect_directory(directory: Path, expected: tuple[str, ...]) -> OfflineReport:

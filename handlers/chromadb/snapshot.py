@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery_cli.handlers.chromadb.offline import SQLITE_NAME
+from recovery_cli.handlers.chromadb.offline import SQLITE_NAME, sqlite_uri_of
 from recovery_cli.handlers.chromadb.probe import hnsw_graph_problems
 from recovery_cli.handlers.util import file_stamp, format_ts, fsync_directory, private_dir
 
@@ -156,7 +156,7 @@ def _copy_tree_consistent(source: Path, target: Path) -> None:
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(sqlite_uri_of(source), uri=True)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)

@@ -6,6 +6,7 @@ Anything that stops or starts the server goes through ``ctx.service``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -72,6 +73,7 @@ STARTED_NOT_HEALTHY = "restart_timeout"
 # at the index's own sequence number (the WAL replays the rest), or the copy keeps the old one
 REBUILD_LOSES_NOTHING = Loss("nothing: every record stays (WAL, snapshot segment or copy)", 0)
 WORK_DIR = "work"  # below the component's own dir: replay files, salvaged sqlite copies
+LOST_IDS = "LOST_IDS.txt"  # in the quarantine: every id a rollback could not replay
 
 
 def _deadline(ctx: StrategyContext) -> float:
@@ -387,7 +389,9 @@ def snapshot_rollback(
     quarantine = directory.with_name(
         f"{directory.name}.quarantine-{file_stamp(handler.context.now())}"
     )
-    delta = compare(directory, chosen.data, chosen.name, handler.own_dir / WORK_DIR)
+    # a dry run leaves the state dir as it is: a salvage copy goes to the system's temp dir
+    workdir = None if ctx.dry_run else handler.own_dir / WORK_DIR
+    delta = compare(directory, chosen.data, chosen.name, workdir)
     would_lose = delta.would_lose()
     if ctx.dry_run:
         return StrategyResult.success(
@@ -403,18 +407,23 @@ def snapshot_rollback(
     if stopped is not None:
         return stopped
     moved = restore_directory(chosen, directory, quarantine, handler.context.now())
+    # From here on the store is the snapshot's: nothing may raise (a step that raises is
+    # retried, and a second rollback would bury the first quarantine), and whatever
+    # happens, what the replay did not bring back is reported.
     failed = start_server(handler, ctx)
+    replay = _replay(handler, ctx, delta) if params.replay else Replayed({}, "replay is off")
+    lost = _lost(delta, replay, moved)
     facts: dict[str, Any] = {
         "snapshot": chosen.name,
         "quarantine": str(moved) if moved else None,
         "skipped": skipped[:10],
         WOULD_LOSE: would_lose.to_data(),
+        "replayed": replay.counts(),
+        LOST: lost.to_data(),
     }
     if failed is not None:
-        return StrategyResult.failure(str(failed.failure_type), failed.detail, **facts)
-    replay = _replay(handler, ctx, delta) if params.replay else Replayed({}, "replay is off")
-    lost = _lost(delta, replay, moved)
-    facts |= {"replayed": replay.counts(), LOST: lost.to_data()}
+        detail = f"{failed.detail}; {lost.summary}"
+        return StrategyResult.failure(str(failed.failure_type), detail, **facts)
     expected = _expected_counts(chosen, delta, replay)
     mismatch = _verify_counts(handler, ctx, expected) if params.verify_counts else ""
     if mismatch:
@@ -447,12 +456,19 @@ def _replay(handler: ChromaHandler, ctx: StrategyContext, delta: Delta) -> Repla
     }
     if not work:
         return Replayed({})
+    try:
+        return _run_replay(handler, ctx, work)
+    except Exception as exc:  # a full or unsafe state dir: reported as lost, never raised
+        return Replayed({}, f"{type(exc).__name__}: {exc}")
+
+
+def _run_replay(handler: ChromaHandler, ctx: StrategyContext, work: dict[str, Any]) -> Replayed:
     directory = private_dir(handler.own_dir / WORK_DIR, parents=True)
     changes = directory / f"replay-{file_stamp(handler.context.now())}.json"
     fd = os.open(changes, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(work, handle)
     try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(work, handle)
         request = {**handler.settings.client_request(), "op": "replay", "changes": str(changes)}
         outcome = run_child(request, ctx.remaining())
     finally:
@@ -476,7 +492,18 @@ def _lost(delta: Delta, replay: Replayed, quarantine: Path | None) -> Loss:
     ]
     why = f" (replay failed: {replay.error})" if replay.error else ""
     summary = f"{len(lost)} of {len(delta.missing)} newer records not replayed{why}"
+    if lost and quarantine is not None:
+        summary += f"; every id in {quarantine / LOST_IDS}"
+        _write_lost_ids(quarantine / LOST_IDS, sorted(lost))
     return Loss(summary, len(lost), tuple(sorted(lost)), where=where, undo=UNDO if lost else "")
+
+
+def _write_lost_ids(path: Path, ids: list[str]) -> None:
+    """The full list beside what it lost (the audit keeps the first ids only)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{i}\n" for i in ids))
 
 
 def _expected_counts(chosen: Snapshot, delta: Delta, replay: Replayed) -> dict[str, int]:

@@ -30,6 +30,7 @@ KIND = KindSpec(
         "restart_service",
     ),
     strategy_module="recovery_cli.handlers.openwebui.strategies",
+    destructive=("model_failover", "graceful_degradation", "restore_config"),
     # What users feel: the UI is down, or chat fails / a model they pick is gone. Not the
     # credential failures above, and not a failover that worked (the probe is healthy).
     degraded_failure_types=(*SERVER_DOWN, *MODEL_FAILURES),

@@ -8,4 +8,5 @@ KIND = KindSpec(
     settings="recovery_cli.handlers.redis.settings:validate",
     strategies=("reconnect", "flush_corrupted", "restore_flushed", "restart_container"),
     strategy_module="recovery_cli.handlers.redis.strategies",
+    destructive=("flush_corrupted", "restore_flushed"),
 )

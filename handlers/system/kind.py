@@ -8,4 +8,5 @@ KIND = KindSpec(
     settings="recovery_cli.handlers.system.settings:validate",
     strategies=("disk_cleanup", "memory_gc", "file_handle_cleanup", "process_restart"),
     strategy_module="recovery_cli.handlers.system.strategies",
+    destructive=("disk_cleanup", "file_handle_cleanup"),
 )

@@ -130,6 +130,8 @@ def test_a_rollback_that_loses_records_is_recovered_with_loss(
 
     report = core.approve(pending_approval(core).id, "oncall")
 
+    (approved,) = core.records("approved")
+    assert approved["would_lose"]["count"] == 3 and "would lose: 3 records" in approved["detail"]
     assert (report.code, report.outcome) == (ExitCode.RECOVERED_WITH_LOSS, "recovered_with_loss")
     assert int(ExitCode.RECOVERED_WITH_LOSS) == 5
     assert report.health == "healthy"
@@ -251,3 +253,62 @@ def test_on_fallback_is_shown_alerted_and_restored_by_the_follow_up(
     assert resolved[-1]["status"] == "resolved"
     text = exposition(build_registry(core.config, core.store))
     assert 'infra_recovery_component_on_fallback{component="books"} 0.0' in text
+
+
+def test_a_failed_follow_up_stays_healthy_backs_off_and_spends_no_recovery_budget(
+    tmp_path: Path,
+) -> None:
+    root = ledger(tmp_path, replayable=NEWER, damaged=False)
+    for flag in ("fallback", "primary_back", "restore_fails"):
+        (root / flag).write_text("x")
+    core = core_for(tmp_path, root, strategies={})
+
+    (first,) = core.recover("books")
+    (again,) = core.recover("books")
+
+    assert (first.code, first.outcome) == (ExitCode.OK, "healthy")
+    assert "follow-up restore failed: the primary refused the restore" in first.detail
+    ended = core.records("attempt")[-1]
+    assert (ended["outcome"], ended["follow_up"]) == ("failed", True)
+    assert core.store.load_state().components["books"]["state"] == "healthy"
+    assert "tried again after 300s" in again.detail
+    assert len(core.records("attempt")) == 2  # the second run wrote no attempt
+    for _ in range(4):  # past the hourly cap, had follow-ups counted
+        core.clock.advance(301)
+        core.recover("books")
+    assert len(core.records("attempt")) == 10
+
+    (root / "damaged").write_text("x")
+    (real,) = core.recover("books")
+
+    assert (real.code, real.outcome) == (ExitCode.OK, "recovered"), real.detail
+    assert [s.strategy for s in real.steps] == ["rollback"]
+
+
+def test_a_step_that_lost_data_and_then_failed_still_raises_the_data_loss_alert(
+    tmp_path: Path, receiver: AlertReceiver
+) -> None:
+    root = ledger(tmp_path, replayable=[])
+    (root / "rollback_fails").write_text("x")
+    core = core_for(tmp_path, root, receiver, strategies={})
+
+    (report,) = core.recover("books")
+
+    assert report.code is ExitCode.UNHEALTHY
+    assert "data lost: 3 of 3 records not replayed" in report.detail
+    assert "data lost" in core.records("attempt")[-1]["detail"]
+    fired = [b for _, b in receiver.received if b["alert"] == "RecoveryDataLoss"]
+    assert len(fired) == 1
+
+
+def test_an_approval_is_bound_to_the_component_settings_it_was_asked_for(tmp_path: Path) -> None:
+    root = ledger(tmp_path, replayable=NEWER)
+    core_for(tmp_path, root).recover("books")
+    moved = core_for(tmp_path, root, settings={"directory": str(root), "warn": False})
+    retargeted = core_for(tmp_path, root, settings={"directory": f"{root}/."})
+    approval = pending_approval(moved)
+
+    report = retargeted.approve(approval.id, "oncall")
+
+    assert report.code is ExitCode.BLOCKED and "plan changed" in report.detail
+    assert json.loads((root / "records.json").read_text())[-1] == "r12"  # nothing ran

@@ -82,6 +82,26 @@ def test_an_approval_for_a_removed_component_is_a_clear_refusal(ws: Workspace) -
     assert result.returncode == 2 and "no longer has" in result.stderr
 
 
+def test_a_deeply_nested_plan_in_the_state_file_never_blocks_a_write(ws: Workspace) -> None:
+    component = command_component(["false"], {"fix": ["true"]})
+    component["strategies"]["fix"]["approval"] = "required"
+    ws.write_config(base_config({"app": component}))
+    ws.run("recover", "app")
+    state = json.loads((ws.state / "state.json").read_text())
+    (approval_id,) = state["approvals"]
+    deep: dict[str, object] = {}
+    for _ in range(600):
+        deep = {"x": deep}
+    state["approvals"][approval_id]["plan"] = {"would_lose": deep}
+    (ws.state / "state.json").write_text(json.dumps(state))
+
+    for args in (("recover", "app"), ("disable", "app", "--for", "1h", "--reason", "t")):
+        result = ws.run(*args)
+        assert "unexpected error" not in result.stderr, (args, result.stderr)
+    rejected = ws.run("approve", approval_id, "--reject", "--reason", "stale")
+    assert rejected.returncode == 0, rejected.stderr
+
+
 GARBLED_STATE = {
     "negative chain head": {
         "chain_head": {"file": "2026-12-01.jsonl", "offset": -1, "digest": "x"}

@@ -5,8 +5,9 @@ Its probe is down (``unreadable``) while ``damaged`` exists, and healthy otherwi
 healthy ledger is marked ``on_fallback`` while ``fallback`` exists, and names
 ``restore`` as its follow-up once ``primary_back`` exists too. ``rollback`` restores the
 snapshot: its dry run says which ids it would discard; the real run gives back those listed
-in ``replayable.json`` and reports the rest as lost. Registered by the tests in-process
-(``registry.KINDS``).
+in ``replayable.json`` and reports the rest as lost (and fails its check while
+``rollback_fails`` exists); ``restore`` fails while ``restore_fails`` exists. Registered by
+the tests in-process (``registry.KINDS``).
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def rollback(
     (handler.root / "damaged").unlink(missing_ok=True)
     summary = f"{len(lost)} of {len(missing)} records not replayed"
     loss = Loss(summary, len(lost), tuple(lost), where=str(handler.root / "quarantine"))
+    if (handler.root / "rollback_fails").exists():  # acted, then failed its check
+        (handler.root / "damaged").write_text("x")
+        return StrategyResult.failure("verify_failed", summary, **{LOST: loss.to_data()})
     note = " (conflicts overridden)" if params.override_conflicts else ""
     return StrategyResult.success(f"restored; {summary}{note}", **{LOST: loss.to_data()})
 
@@ -114,6 +118,8 @@ def rollback(
 def restore(handler: LedgerHandler, ctx: StrategyContext, params: NoParams) -> StrategyResult:
     if ctx.dry_run:
         return StrategyResult.success("would leave the fallback")
+    if (handler.root / "restore_fails").exists():
+        return StrategyResult.failure("primary_refused", "the primary refused the restore")
     (handler.root / "fallback").unlink(missing_ok=True)
     (handler.root / "primary_back").unlink(missing_ok=True)
     return StrategyResult.success("back on the primary")

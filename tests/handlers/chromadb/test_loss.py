@@ -306,7 +306,95 @@ def test_a_rollback_past_a_flushed_index_names_exactly_the_ids_it_could_not_repl
         now = set(records_now(env))
         missing = sorted(f"docs/{i}" for i in set(flushed.ids) - now)
         assert missing, "the WAL was expected to be purged behind the flush"
-        assert lost["count"] == len(missing) and lost["items"] == missing
+        assert lost["count"] == len(missing) and lost["items"] == missing[:100]
+        assert (Path(lost["where"]) / "LOST_IDS.txt").read_text().split() == missing
         assert result.data["replayed"]["docs"] == len(flushed.ids) - BEFORE - len(missing)
     finally:
         server.stop()
+
+
+class DeadStart(ServerControl):
+    """A service whose start fails and leaves the server down."""
+
+    def start(self, timeout: float) -> Any:
+        from recovery_cli.handlers.base import StrategyResult as Result
+
+        self.calls.append("start")
+        return Result.failure("start_failed", "start exited 1")
+
+
+def test_a_rollback_whose_start_fails_still_reports_what_it_lost(env: Env) -> None:
+    corrupt_sqlite_header(env)
+    ctx = StrategyContext(
+        component=env.handler.context,
+        params={},
+        failure_type=None,
+        timeout=120,
+        service=DeadStart(env.server),
+        deadline=time.monotonic() + 120,
+    )
+
+    result = env.handler.strategies()["snapshot_rollback"](ctx)
+
+    assert not result.ok and result.failure_type == "start_failed"
+    lost = result.data["lost"]
+    assert lost["count"] == len(LATE) and "replay failed" in lost["summary"]
+    assert (Path(lost["where"]) / "LOST_IDS.txt").read_text().split() == sorted(
+        f"docs/{i}" for i in LATE
+    )
+
+
+def test_a_replay_that_cannot_write_its_file_is_reported_not_retried(env: Env) -> None:
+    """An unusable state dir after the swap: the step must not raise (a retried rollback
+    would bury the first quarantine, which holds the records)."""
+    zeroed_header(env)
+    work = env.handler.own_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.write_text("not a directory")
+
+    result = env.run("snapshot_rollback")
+
+    assert result.ok, result.detail
+    assert result.data["lost"]["count"] == len(LATE)
+    assert "replay failed" in result.data["lost"]["summary"]
+    assert len(list(env.persist.parent.glob("persist.quarantine-*"))) == 1
+
+
+def test_every_collection_counts_whatever_its_name(env: Env) -> None:
+    start(env)
+    seed(env.server.port, "nightly-rebuild", 20)
+    env.server.stop()
+
+    plan = env.run("snapshot_rollback", dry_run=True)
+    result = env.run("snapshot_rollback")
+
+    assert plan.data["would_lose"]["count"] == len(LATE) + 20
+    assert result.data["replayed"] == {"docs": len(LATE), "nightly-rebuild": 20}
+    assert len(all_ids(env.server.port, "nightly-rebuild")) == 20
+
+
+def test_a_dry_run_of_a_damaged_store_leaves_the_state_dir_as_it_is(env: Env) -> None:
+    corrupt_sqlite_header(env)
+    before = sorted(p.relative_to(env.handler.own_dir) for p in env.handler.own_dir.rglob("*"))
+
+    plan = env.run("snapshot_rollback", dry_run=True)
+
+    assert plan.data["would_lose"]["count"] == len(LATE)  # read through a salvage copy
+    after = sorted(p.relative_to(env.handler.own_dir) for p in env.handler.own_dir.rglob("*"))
+    assert after == before
+
+
+@pytest.mark.parametrize("odd", ["d#x", "d?x", "d%41x"])
+def test_a_persist_directory_with_uri_characters_in_its_path_is_read(
+    tmp_path: Path, base: Base, odd: str
+) -> None:
+    from recovery_cli.handlers.chromadb.offline import inspect_directory
+
+    target = tmp_path / odd / "persist"
+    shutil.copytree(base.persist, target)
+
+    report = inspect_directory(target, ("docs",))
+
+    assert report.failure_type is None, report.detail
+    assert report.collections["docs"].count == BEFORE + len(LATE)
+    assert not (tmp_path / "d").exists()

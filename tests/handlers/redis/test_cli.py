@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.cli import Workspace
+from tests.support.cli import Workspace, child_env
 from tests.support.redis_server import RedisServer
+from tests.support.terminal import run_on_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +161,23 @@ def test_status_and_dry_run_of_a_live_redis_write_nothing(
     ws.state.mkdir(mode=0o700)
     assert ws.run("status").returncode == 0
     assert list(ws.state.iterdir()) == [], "status keeps no probe state"
+
+
+def test_key_names_are_shown_as_text_never_as_markup_or_terminal_escapes(
+    server: RedisServer, admin: redis.Redis, ws: Workspace
+) -> None:
+    """Anyone who can write a key could otherwise crash the table (a stray ``[/]``) or forge
+    what the approver reads (colours, a retitled window)."""
+    for key in ("leak:[/]", "leak:[bold red]BOLD", "leak:\x1b[31mRED\x1b]0;TITLE\x07"):
+        admin.set(key, "v")
+    flush = {"params": {"patterns": ["leak:*"], "mode": "delete"}}
+    ws.write_config(redis_config(server, ["flush_corrupted"], flush_corrupted=flush))
+    argv = ws.argv("recover", "redis", "--strategy", "flush_corrupted", "--force", "--dry-run")
+
+    code, output = run_on_terminal(argv, child_env({"COLUMNS": "400"}), lambda _: None)
+
+    text = output.decode(errors="replace")
+    assert code == 0, text
+    assert "leak:[/]" in text and "leak:[bold red]BOLD" in text
+    assert "leak:\\x1b[31mRED\\x1b]0;TITLE\\x07" in text
+    assert b"\x1b]0;" not in output and b"\x07" not in output
