@@ -15,7 +15,17 @@ from typing import Annotated, Any
 import typer
 
 from recovery_cli import __version__
-from recovery_cli.commands import approve, disable, enable, history, metrics, recover, status, test
+from recovery_cli.commands import (
+    approve,
+    disable,
+    enable,
+    history,
+    metrics,
+    recover,
+    status,
+    test,
+    watch,
+)
 
 
 def dispatched(command: Callable[..., int]) -> Callable[..., None]:
@@ -119,6 +129,7 @@ app.command()(dispatched(disable.disable))
 app.command()(dispatched(enable.enable))
 app.command()(dispatched(status.status))
 app.command()(dispatched(metrics.metrics))
+app.command()(dispatched(watch.watch))
 
 
 def main() -> None:

@@ -130,6 +130,7 @@ class Defaults(Strict):
     max_attempts_per_hour: HourlyCap = 3
     step_timeout_seconds: Timeout = 60.0
     probe_timeout_seconds: Timeout = 10.0
+    probe_interval_seconds: Timeout = 10.0  # how often `watch` probes each component
     approval_ttl_seconds: Whole = Field(3600, ge=1, le=MAX_APPROVAL_TTL_SECONDS)
     lock_wait_seconds: Number = Field(10.0, ge=0, le=MAX_LOCK_WAIT_SECONDS)
     retry: RetryPolicy = RetryPolicy()
@@ -203,6 +204,7 @@ class ComponentConfig(Strict):
     max_attempts_per_hour: HourlyCap | None = None
     step_timeout_seconds: Timeout | None = None
     probe_timeout_seconds: Timeout | None = None
+    probe_interval_seconds: Timeout | None = None
     max_attempts_per_day: DailyCap | None = None
     failures_before_action: ProbeCount | None = None
     successes_before_healthy: ProbeCount | None = None
@@ -303,6 +305,10 @@ class Config(Strict):
         if own is not None:
             return own
         return self.components[name].step_timeout_seconds or self.defaults.step_timeout_seconds
+
+    def probe_interval(self, name: str) -> float:
+        own = self.components[name].probe_interval_seconds
+        return own or self.defaults.probe_interval_seconds
 
     def probe_timeout(self, name: str) -> float:
         return self.components[name].probe_timeout_seconds or self.defaults.probe_timeout_seconds

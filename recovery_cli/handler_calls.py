@@ -105,6 +105,11 @@ class Components:
 
         return build_service(spec, lambda: self.probe(name, fresh=True), self.env.environ)
 
+    def forget_probes(self) -> None:
+        """Start a new run (``watch``): probes are made again; handlers, and their client
+        connections, are kept."""
+        self._probes.clear()
+
     def probe(self, name: str, fresh: bool = False) -> ProbeResult:
         """The component's health; cached for the run unless ``fresh``."""
         if fresh or name not in self._probes:

@@ -52,6 +52,15 @@ class Session:
             return Path(self.config.state_dir)
         return default_state_dir(self.env.environ)
 
+    def reload(self) -> None:
+        """Load the config again (``watch`` on SIGHUP). Raises ``ConfigError`` and keeps
+        the loaded one when the new one does not load; the state dir stays as it was."""
+        config = load_config(self.config_file)
+        self.state_dir  # noqa: B018 - fixed by the config the run started with
+        self.__dict__["config"] = config
+        for cached in ("_redactor", "components", "read_only_components", "audit_key"):
+            self.__dict__.pop(cached, None)
+
     @property
     def redactor(self) -> Redactor:
         """Secrets named by the loaded config; none while no config loaded (an error

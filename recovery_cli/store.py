@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class Transaction:
     state: State
     dirty: bool = False
     head_checked: bool = False
+    written: list[Record] = field(default_factory=list)  # told to ``on_record`` at the end
 
     def record(self, event: Event, component: str | None, **fields: Any) -> Record:
         if self.store.read_only:
@@ -40,6 +41,7 @@ class Transaction:
         record, head = self.store.audit.append(self.store.build_record(event, component, fields))
         self.state.chain_head = head
         self.dirty = True
+        self.written.append(record)
         return record
 
     def _record_damage(self) -> None:
@@ -78,6 +80,8 @@ class Store:
         self.root = root
         self.env = env
         self.read_only = read_only
+        # told every record once its transaction is saved (``watch`` logs them as they come)
+        self.on_record: Callable[[Record], None] | None = None
         self.audit = AuditLog(root / "audit", redact, audit_key)
         self.state_file = StateFile(root / "state.json", redact)
         exists = statedir.check_trusted(root)
@@ -116,6 +120,9 @@ class Store:
             yield tx
             if tx.dirty:
                 self.state_file.save(tx.state)
+        if self.on_record is not None:  # with the lock released: a slow reader holds nobody
+            for record in tx.written:
+                self.on_record(record)
 
     def load_state(self) -> State:
         return self.state_file.load()

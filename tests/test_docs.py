@@ -44,6 +44,7 @@ def test_every_command_is_in_the_playbook_and_readme() -> None:
         "enable",
         "status",
         "metrics",
+        "watch",
     }
     for name in names:
         assert f"recovery {name}" in PLAYBOOK, name

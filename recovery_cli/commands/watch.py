@@ -1,0 +1,58 @@
+"""``recovery watch``: recover continuously, each component on its own probe interval."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from recovery_cli.commands.shared import session_of, warn_config
+
+MAX_INTERVAL = 3600.0
+LOG_FORMATS = ("text", "json")
+
+
+def watch(
+    ctx: typer.Context,
+    components: Annotated[
+        list[str] | None,
+        typer.Argument(help="Components to watch (default: all)."),
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            help="Seconds between probes of each component, for all of them (default: "
+            "each component's probe_interval_seconds).",
+        ),
+    ] = None,
+    cycles: Annotated[
+        int | None,
+        typer.Option("--cycles", help="Stop after this many runs (default: until SIGTERM)."),
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
+    ] = "text",
+) -> int:
+    """Probe and recover continuously (under systemd: Type=notify); SIGHUP reloads the config."""
+    from recovery_cli import render
+    from recovery_cli.errors import UsageError
+    from recovery_cli.sd_notify import Notifier
+    from recovery_cli.watch import EventLog, Watcher
+
+    if interval is not None and not 0 < interval <= MAX_INTERVAL:
+        raise UsageError(f"--interval must be above 0 and at most {MAX_INTERVAL:g} seconds")
+    if cycles is not None and cycles < 1:
+        raise UsageError("--cycles must be at least 1")
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    session = session_of(ctx)
+    names = list(components or [])
+    unknown = [n for n in names if n not in session.config.components]
+    if unknown:
+        known = ", ".join(session.config.components)
+        raise UsageError(f"unknown component {unknown[0]!r} (configured: {known})")
+    warn_config(session)
+    log = EventLog(render.err, json_lines=log_format == "json")
+    watcher = Watcher(session, names, interval, log, Notifier(session.env.environ))
+    return watcher.run(cycles)

@@ -1,0 +1,191 @@
+"""``recovery watch``: the run ``recover`` makes, again and again, one component at a time on
+its own probe interval (with jitter): the same gates, state store, audit trail and alerts, so
+cron runs and people on the same state dir keep every guarantee. No lock is held between
+runs; handlers (and their client connections) live across runs, probes never do.
+
+Signals: SIGHUP reloads the config (a config that does not load is refused and the old one
+kept); SIGTERM interrupts the running step, which is recorded, and ends the watch cleanly.
+Under systemd (``Type=notify``) it sends ``READY=1`` after the first round, ``STATUS=``
+after each run, ``WATCHDOG=1`` at half ``WATCHDOG_USEC`` and ``STOPPING=1``."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from recovery_cli.audit import Record
+from recovery_cli.errors import RecoveryError, Terminated
+from recovery_cli.invocation import Session
+from recovery_cli.results import ComponentReport
+from recovery_cli.run_context import RecoverRequest
+from recovery_cli.sd_notify import Notifier
+
+JITTER = 0.1  # each interval is drawn from +-10% around its value
+NAP_SECONDS = 0.2  # the longest sleep between looks at signals and the watchdog
+TRIGGER = "watch"
+LOG_FIELDS = ("component", "strategy", "outcome", "reason", "from_state", "to_state", "detail")
+
+
+@dataclass
+class Schedule:
+    """When each component is run next (monotonic seconds)."""
+
+    due: dict[str, float] = field(default_factory=dict)
+
+    def next(self) -> tuple[str, float]:
+        name = min(self.due, key=lambda n: self.due[n])
+        return name, self.due[name]
+
+    def after(self, name: str, interval: float, now: float) -> None:
+        self.due[name] = now + interval * random.uniform(1 - JITTER, 1 + JITTER)
+
+    def keep_only(self, names: Sequence[str], now: float) -> None:
+        self.due = {n: self.due.get(n, now) for n in names}
+
+
+class EventLog:
+    """One line per audit record a run wrote, on stderr: ``key=value`` text, or JSON."""
+
+    def __init__(self, emit: Callable[[str], None], json_lines: bool) -> None:
+        self.emit = emit
+        self.json_lines = json_lines
+
+    def record(self, record: Record) -> None:
+        if self.json_lines:
+            self.emit(json.dumps(record, sort_keys=True, default=str))
+            return
+        parts = [f"{k}={_quoted(record[k])}" for k in LOG_FIELDS if record.get(k) not in (None, "")]
+        self.emit(f"{record.get('event')} " + " ".join(parts))
+
+    def note(self, message: str, **fields: object) -> None:
+        if self.json_lines:
+            self.emit(json.dumps({"event": "watch", "detail": message, **fields}, default=str))
+            return
+        extra = "".join(f" {k}={_quoted(v)}" for k, v in fields.items())
+        self.emit(f"watch detail={_quoted(message)}{extra}")
+
+
+def _quoted(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if any(c in text for c in ' "=') else text
+
+
+class Watcher:
+    def __init__(
+        self,
+        session: Session,
+        names: Sequence[str],
+        interval: float | None,
+        log: EventLog,
+        notifier: Notifier,
+    ) -> None:
+        self.session = session
+        self.names = tuple(names)
+        self.interval = interval
+        self.log = log
+        self.notifier = notifier
+        self.schedule = Schedule()
+        self.reload_asked = False
+        self.last_ping = 0.0
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, cycles: int | None = None) -> int:
+        previous = signal.signal(signal.SIGHUP, self._ask_reload)
+        self.schedule.keep_only(self._watched(), time.monotonic())
+        self.log.note("watching", components=",".join(self._watched()))
+        done = 0
+        try:
+            while cycles is None or done < cycles:
+                name, due = self.schedule.next()
+                if not self._sleep_until(due):
+                    continue  # woken to reload: the schedule may have changed
+                self._run_one(name)
+                done += 1
+                if done == len(self.schedule.due):
+                    self.notifier.send("READY=1", self._status())
+        except Terminated:
+            self.log.note("stopping on SIGTERM")
+        finally:
+            self.notifier.send("STOPPING=1")
+            signal.signal(signal.SIGHUP, previous)
+        return 0
+
+    def _run_one(self, name: str) -> None:
+        from recovery_cli.orchestrator import Orchestrator
+
+        session = self.session
+        components = session.components
+        components.forget_probes()  # a fresh probe each run; handlers stay warm
+        store = session.store()
+        store.on_record = self.log.record
+        runner = Orchestrator(session.config, store, session.env, components)
+        try:
+            reports = runner.recover(RecoverRequest(components=(name,), trigger=TRIGGER))
+        except RecoveryError as exc:  # a lock that did not come, a full disk: next round
+            self.log.note(f"{name}: {'; '.join(exc.lines())}")
+            reports = []
+        finally:
+            self.schedule.after(name, self._interval(name), time.monotonic())
+        for warning in runner.warnings:
+            self.log.note(f"warning: {warning}")
+        self.notifier.send(self._status(reports))
+
+    def _status(self, reports: Sequence[ComponentReport] = ()) -> str:
+        watched = len(self.schedule.due)
+        unhealthy = [r.component for r in reports if r.health != "healthy"]
+        tail = f"; {', '.join(unhealthy)} unhealthy" if unhealthy else ""
+        return f"STATUS=watching {watched} components{tail}"
+
+    # -- waiting, signals and reload -----------------------------------------------------
+
+    def _sleep_until(self, due: float) -> bool:
+        """Sleep until ``due``, pinging the watchdog; False when woken to reload."""
+        while True:
+            self._ping_watchdog()
+            if self.reload_asked:
+                self._reload()
+                return False
+            left = due - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, NAP_SECONDS, self._until_ping()))
+
+    def _ping_watchdog(self) -> None:
+        period = self.notifier.watchdog_seconds
+        now = time.monotonic()
+        if period is not None and now - self.last_ping >= period:
+            self.notifier.send("WATCHDOG=1")
+            self.last_ping = now
+
+    def _until_ping(self) -> float:
+        period = self.notifier.watchdog_seconds
+        if period is None:
+            return NAP_SECONDS
+        return max(0.01, period - (time.monotonic() - self.last_ping))
+
+    def _ask_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_asked = True
+
+    def _reload(self) -> None:
+        self.reload_asked = False
+        try:
+            self.session.reload()
+        except RecoveryError as exc:
+            why = "; ".join(exc.lines())
+            self.log.note(f"config reload refused, the old one is kept: {why}")
+            return
+        self.schedule.keep_only(self._watched(), time.monotonic())
+        self.log.note("config reloaded", components=",".join(self._watched()))
+
+    def _watched(self) -> list[str]:
+        config = self.session.config
+        return [n for n in config.components if not self.names or n in self.names]
+
+    def _interval(self, name: str) -> float:
+        return self.interval or self.session.config.probe_interval(name)

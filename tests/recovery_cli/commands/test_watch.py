@@ -1,0 +1,196 @@
+"""``recovery watch`` as systemd and people run it: a real process, real signals, a real
+notify socket."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Workspace, base_config, command_component
+
+
+def flag_component(flag: Path, fix: list[str] | None = None) -> dict[str, object]:
+    return command_component(["test", "-f", str(flag)], {"fix": fix or ["touch", str(flag)]})
+
+
+class Lines:
+    """The stderr lines of a running watch, read by a thread as they come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, needle: str, timeout: float = 30, after: int = 0) -> str:
+        """The first line from index ``after`` on that holds ``needle``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if needle in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {needle!r} in {self.lines}")
+
+
+@pytest.fixture
+def stop_after(ws: Workspace) -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_watch_recovers_a_component_through_the_same_gates_and_audit(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    ws.write_config(base_config({"app": flag_component(flag)}))
+
+    result = ws.run("watch", "--interval", "0.2", "--cycles", "3", timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert flag.exists()
+    attempts = ws.events("attempt", "app")
+    assert [(a["outcome"], a["trigger"]) for a in attempts] == [
+        ("started", "watch"),
+        ("success", "watch"),
+    ]
+    assert any(
+        line.startswith("attempt ") and "outcome=success" in line
+        for line in result.stderr.splitlines()
+    ), result.stderr
+
+
+def test_json_event_lines_are_one_object_each(ws: Workspace, tmp_path: Path) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+
+    result = ws.run("watch", "--interval", "0.2", "--cycles", "2", "--log-format", "json")
+
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {"watch", "attempt", "step"} <= {e["event"] for e in events}
+
+
+def test_systemd_hears_ready_status_watchdog_and_stopping(ws: Workspace, tmp_path: Path) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+    address = str(tmp_path / "notify.sock")
+    messages: list[str] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(0.2)
+        reader = threading.Thread(target=_receive, args=(sock, messages), daemon=True)
+        reader.start()
+        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+
+        result = ws.run("watch", "--interval", "0.5", "--cycles", "3", env=env, timeout=60)
+
+        reader.join(5)
+    assert result.returncode == 0, result.stderr
+    assert "READY=1" in "\n".join(messages).split("\n")
+    assert sum(m == "WATCHDOG=1" for m in messages) >= 5  # every 0.1 s over about 1.5 s
+    assert any(m.startswith("STATUS=watching 1 components") for m in messages)
+    assert messages[-1] == "STOPPING=1"
+
+
+def test_a_notify_socket_nobody_reads_never_stops_the_watch(ws: Workspace, tmp_path: Path) -> None:
+    """A unix datagram queue holds 10 messages (net.unix.max_dgram_qlen): past that, a
+    blocking send would hang the watch."""
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "100000"}
+
+        result = ws.run("watch", "--interval", "0.5", "--cycles", "4", env=env, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+
+
+def _receive(sock: socket.socket, messages: list[str]) -> None:
+    idle = 0
+    while idle < 25:  # until 5 s pass without a message
+        try:
+            messages.append(sock.recv(4096).decode())
+            idle = 0
+        except TimeoutError:
+            idle += 1
+
+
+def test_sighup_keeps_the_old_config_when_the_new_one_is_broken(
+    ws: Workspace, tmp_path: Path, stop_after: list[subprocess.Popen[str]]
+) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+    proc = ws.popen("watch", "--interval", "0.2")
+    stop_after.append(proc)
+    lines = Lines(proc)
+    lines.wait_for("watching")
+
+    ws.config.write_text("version: 1\ncomponents: {app: {kind: command, chain: [nope]}}\n")
+    proc.send_signal(signal.SIGHUP)
+    refused = lines.wait_for("config reload refused")
+    ws.write_config(
+        base_config(
+            {"app": flag_component(tmp_path / "flag"), "new": flag_component(tmp_path / "new")}
+        )
+    )
+    proc.send_signal(signal.SIGHUP)
+    lines.wait_for("config reloaded")
+    lines.wait_for("component=new")  # the new component is watched
+    proc.send_signal(signal.SIGTERM)
+
+    assert proc.wait(30) == 0
+    assert "recovery_config.yml:2: components.app" in refused
+    assert (tmp_path / "new").exists()
+
+
+def test_sigterm_during_a_step_records_it_and_exits_cleanly(
+    ws: Workspace, tmp_path: Path, stop_after: list[subprocess.Popen[str]]
+) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag", ["sleep", "30"])}))
+    proc = ws.popen("watch", "--interval", "0.2")
+    stop_after.append(proc)
+    Lines(proc).wait_for("outcome=started")
+    time.sleep(0.5)  # inside the step
+
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+
+    assert proc.wait(30) == 0
+    assert time.monotonic() - started < 10
+    assert ws.events("step", "app")[-1]["outcome"] == "interrupted"
+    assert ws.events("attempt", "app")[-1]["outcome"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--interval", "0"), "--interval must be above 0"),
+        (("--cycles", "0"), "--cycles must be at least 1"),
+        (("--log-format", "xml"), "--log-format must be one of"),
+        (("nosuch",), "unknown component 'nosuch'"),
+    ],
+)
+def test_bad_watch_options_are_one_line_and_exit_2(
+    ws: Workspace, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+    result = ws.run("watch", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
