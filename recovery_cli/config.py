@@ -178,6 +178,15 @@ class ServiceConfig(Strict):
     stop: Argv | None = None
     timeout_seconds: Timeout = 30.0
     ready_timeout_seconds: Timeout = 60.0
+    # the main process's pidfile: `watch` reacts to its exit at once (a pidfd)
+    pidfile: Text | None = None
+
+    @field_validator("pidfile")
+    @classmethod
+    def _absolute_pidfile(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
 
     @model_validator(mode="after")
     def _method_fields(self) -> ServiceConfig:

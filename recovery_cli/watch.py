@@ -3,6 +3,9 @@ its own probe interval (with jitter): the same gates, state store, audit trail a
 cron runs and people on the same state dir keep every guarantee. No lock is held between
 runs; handlers (and their client connections) live across runs, probes never do.
 
+A component whose ``service.pidfile`` names its main process is watched through a pidfd as
+well: its exit starts a run at once (``exits``); the interval stays for hangs.
+
 Signals: SIGHUP reloads the config (a config that does not load is refused and the old one
 kept); SIGTERM interrupts the running step, which is recorded, and ends the watch cleanly.
 Under systemd (``Type=notify``) it sends ``READY=1`` after the first round, ``STATUS=``
@@ -20,6 +23,7 @@ from types import FrameType
 
 from recovery_cli.audit import Record
 from recovery_cli.errors import RecoveryError, Terminated
+from recovery_cli.exits import ExitWatch
 from recovery_cli.invocation import Session
 from recovery_cli.results import ComponentReport
 from recovery_cli.run_context import RecoverRequest
@@ -92,12 +96,14 @@ class Watcher:
         self.schedule = Schedule()
         self.reload_asked = False
         self.last_ping = 0.0
+        self.exits = ExitWatch()
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self, cycles: int | None = None) -> int:
         previous = signal.signal(signal.SIGHUP, self._ask_reload)
         self.schedule.keep_only(self._watched(), time.monotonic())
+        self._track_all()
         self.log.note("watching", components=",".join(self._watched()))
         done = 0
         try:
@@ -114,6 +120,7 @@ class Watcher:
         finally:
             self.notifier.send("STOPPING=1")
             signal.signal(signal.SIGHUP, previous)
+            self.exits.close()
         return 0
 
     def _run_one(self, name: str) -> None:
@@ -132,6 +139,7 @@ class Watcher:
             reports = []
         finally:
             self.schedule.after(name, self._interval(name), time.monotonic())
+            self._track(name)  # after a restart, the new process
         for warning in runner.warnings:
             self.log.note(f"warning: {warning}")
         self.notifier.send(self._status(reports))
@@ -154,7 +162,12 @@ class Watcher:
             left = due - time.monotonic()
             if left <= 0:
                 return True
-            time.sleep(min(left, NAP_SECONDS, self._until_ping()))
+            ended = self.exits.wait(min(left, NAP_SECONDS, self._until_ping()))
+            if ended:
+                for name in ended:
+                    self.log.note(f"{name}: its process exited", component=name)
+                    self.schedule.due[name] = time.monotonic()
+                return False
 
     def _ping_watchdog(self) -> None:
         period = self.notifier.watchdog_seconds
@@ -181,7 +194,19 @@ class Watcher:
             self.log.note(f"config reload refused, the old one is kept: {why}")
             return
         self.schedule.keep_only(self._watched(), time.monotonic())
+        self._track_all()
         self.log.note("config reloaded", components=",".join(self._watched()))
+
+    def _track_all(self) -> None:
+        for name in list(self.exits.fds):
+            self.exits.forget(name)
+        for name in self._watched():
+            self._track(name)
+
+    def _track(self, name: str) -> None:
+        component = self.session.config.components.get(name)
+        service = component.service if component is not None else None
+        self.exits.track(name, service.pidfile if service is not None else None)
 
     def _watched(self) -> list[str]:
         config = self.session.config

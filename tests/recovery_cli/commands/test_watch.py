@@ -4,9 +4,11 @@ notify socket."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -194,3 +196,57 @@ def test_bad_watch_options_are_one_line_and_exit_2(
     ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
     result = ws.run("watch", *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def served_component(tmp_path: Path) -> tuple[dict[str, object], Path]:
+    """A real process (``sleep``) behind a pidfile; the probe checks it, the fix starts a
+    new one, and the service block names the pidfile."""
+    pidfile = tmp_path / "app.pid"
+    start = ["sh", "-c", f"sleep 1000 >/dev/null 2>&1 & echo $! > {pidfile}"]
+    # alive and not a zombie: a process killed a moment ago waits to be reaped
+    probe = [
+        sys.executable,
+        "-c",
+        "import sys; pid = open(sys.argv[1]).read().split()[0];"
+        " stat = open(f'/proc/{pid}/stat').read();"
+        " sys.exit(stat.rsplit(')', 1)[1].split()[0] == 'Z')",
+        str(pidfile),
+    ]
+    component = command_component(probe, {"start": start})
+    component["service"] = {"method": "command", "start": start, "pidfile": str(pidfile)}
+    subprocess.run(start, check=True)
+    return component, pidfile
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_killed_process_is_recovered_at_once_not_at_its_interval(
+    ws: Workspace, tmp_path: Path, stop_after: list[subprocess.Popen[str]]
+) -> None:
+    component, pidfile = served_component(tmp_path)
+    ws.write_config(base_config({"app": component}))
+    proc = ws.popen("watch", "--interval", "120")
+    stop_after.append(proc)
+    lines = Lines(proc)
+    lines.wait_for("watching")
+    first = int(pidfile.read_text())
+    time.sleep(2)  # past the first run: the next is two minutes away
+
+    killed = time.monotonic()
+    os.kill(first, signal.SIGKILL)
+    lines.wait_for("its process exited")
+    lines.wait_for("outcome=success")
+    took = time.monotonic() - killed
+
+    second = int(pidfile.read_text())
+    assert second != first and alive(second)
+    assert took < 20, took  # the interval is 120 s
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    os.kill(second, signal.SIGKILL)
