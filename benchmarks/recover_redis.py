@@ -103,7 +103,7 @@ def write_config(path: Path, server: Server, chain: list[str]) -> None:
     }
     config = {
         "version": 1,
-        "defaults": {"cooldown_seconds": 0, "max_attempts_per_hour": 10_000},
+        "defaults": {"cooldown_seconds": 0, "max_attempts_per_hour": 1000},
         "components": {"redis": component},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
