@@ -250,3 +250,36 @@ def test_a_killed_process_is_recovered_at_once_not_at_its_interval(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     os.kill(second, signal.SIGKILL)
+
+
+def test_watch_cron_runs_and_a_person_share_one_state_dir_with_every_guarantee(
+    ws: Workspace, tmp_path: Path, stop_after: list[subprocess.Popen[str]]
+) -> None:
+    broken = command_component(["false"], {"fix": ["true"]})
+    broken["max_attempts_per_hour"] = 5
+    broken["cooldown_seconds"] = 0
+    gated = flag_component(tmp_path / "gated")
+    gated["strategies"]["fix"]["approval"] = "required"
+    ws.write_config(base_config({"app": broken, "gated": gated}))
+    assert ws.run("recover", "gated").returncode == 3
+    (pending,) = json.loads(ws.run("approve", "--json").stdout)
+
+    watch = ws.popen("watch", "--interval", "0.1")
+    stop_after.append(watch)
+    crons = [ws.popen("recover", "app") for _ in range(10)]
+    person = ws.popen("approve", pending["id"], "--as", "erin")
+    stop_after.extend([*crons, person])
+    for proc in (*crons, person):
+        proc.wait(120)
+    time.sleep(2)  # the watch keeps running against the spent cap
+    watch.send_signal(signal.SIGTERM)
+
+    assert watch.wait(30) == 0
+    assert person.returncode == 0
+    started = [r for r in ws.events("attempt", "app") if r["outcome"] == "started"]
+    assert len(started) == 5  # the cap, exactly, across the watch, cron and people
+    blocked = {r["reason"] for r in ws.events("blocked", "app")}
+    assert "hourly_cap" in blocked and blocked <= {"hourly_cap", "lock_held"}
+    assert (tmp_path / "gated").exists()
+    verify = ws.run("history", "--verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
