@@ -1,10 +1,11 @@
-"""Process death without polling: a pidfd (``os.pidfd_open``, Linux 5.3+) per watched
-component, readable the moment that process exits. ``watch`` waits on them between runs, so a
-killed server is run (probed, recovered) at once instead of at its next interval; polling
-stays for hangs and for components whose process is not known.
+"""Process death without polling: pidfds (``os.pidfd_open``, Linux 5.3+) on each watched
+component's processes, readable the moment one exits. ``watch`` waits on them between runs, so
+a killed server is run (probed, recovered) at once instead of at its next interval; polling
+stays for hangs and for components whose processes are not known.
 
-Where the pid comes from: the component's ``service.pidfile``. A pidfd names one process for
-good (no PID reuse once it is open), so the pidfile is read again after each run."""
+Where the pids come from (read again after every run: a pidfd names one process for good):
+the ``service:`` block's ``pidfile``; systemd's ``MainPID`` of its ``unit``; the pidfiles of
+a ``kind: system`` component's ``settings.processes``."""
 
 from __future__ import annotations
 
@@ -12,53 +13,57 @@ import contextlib
 import os
 import selectors
 import stat
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
+from recovery_cli.config import ComponentConfig
+
 MAX_PIDFILE_BYTES = 64
+PID_MAX_LIMIT = 4_194_304  # the kernel's ceiling for pid_max (2**22)
+SYSTEMCTL_TIMEOUT = 2.0
 
 
 class ExitWatch:
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.fds: dict[str, int] = {}
+        self.fds: dict[str, list[int]] = {}
 
     @property
     def available(self) -> bool:
         return hasattr(os, "pidfd_open")
 
-    def track(self, name: str, pidfile: str | None) -> int | None:
-        """Watch the process ``pidfile`` names (dropping the one watched before); its pid,
-        or None when there is none to watch."""
+    def track(self, name: str, pids: list[int]) -> list[int]:
+        """Watch ``pids`` for ``name`` (dropping those watched before); the pids watched."""
         self.forget(name)
-        pid = read_pid(pidfile) if pidfile and self.available else None
-        if pid is None:
-            return None
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:
-            return None  # gone already: the next run sees it
-        if _is_zombie(pid):
-            os.close(fd)
-            return None
-        self.fds[name] = fd
-        self.selector.register(fd, selectors.EVENT_READ, name)
-        return pid
+        watched: list[int] = []
+        for pid in pids if self.available else ():
+            try:
+                fd = os.pidfd_open(pid)
+            except (OSError, OverflowError):
+                continue  # gone already (or no pid at all): the next run sees it
+            if _is_zombie(pid):
+                os.close(fd)
+                continue
+            self.fds.setdefault(name, []).append(fd)
+            self.selector.register(fd, selectors.EVENT_READ, name)
+            watched.append(pid)
+        return watched
 
     def forget(self, name: str) -> None:
-        fd = self.fds.pop(name, None)
-        if fd is not None:
+        for fd in self.fds.pop(name, []):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
             os.close(fd)
 
     def wait(self, timeout: float) -> list[str]:
-        """Sleep up to ``timeout`` seconds; the components whose process exited."""
+        """Sleep up to ``timeout`` seconds; the components one of whose processes exited."""
         if not self.fds:
             import time
 
             time.sleep(timeout)
             return []
-        ended = [key.data for key, _ in self.selector.select(timeout)]
+        ended = sorted({key.data for key, _ in self.selector.select(timeout)})
         for name in ended:
             self.forget(name)
         return ended
@@ -67,6 +72,38 @@ class ExitWatch:
         for name in list(self.fds):
             self.forget(name)
         self.selector.close()
+
+
+def component_pids(component: ComponentConfig, environ: Mapping[str, str]) -> list[int]:
+    """The processes whose exit means the component is down, as far as the config tells."""
+    pids: list[int] = []
+    service = component.service
+    if service is not None and service.pidfile:
+        pids.append(read_pid(service.pidfile) or 0)
+    if service is not None and service.method == "systemd" and service.unit:
+        pids.append(systemd_main_pid(service.unit, environ) or 0)
+    if component.kind == "system":
+        for entry in component.settings.get("processes") or ():
+            if isinstance(entry, Mapping) and isinstance(entry.get("pidfile"), str):
+                pids.append(read_pid(entry["pidfile"]) or 0)
+    return sorted({p for p in pids if 1 < p <= PID_MAX_LIMIT})
+
+
+def systemd_main_pid(unit: str, environ: Mapping[str, str]) -> int | None:
+    """``systemctl show --property MainPID --value UNIT``; None when not running."""
+    try:
+        done = subprocess.run(
+            ["systemctl", "show", "--property", "MainPID", "--value", unit],
+            capture_output=True,
+            text=True,
+            timeout=SYSTEMCTL_TIMEOUT,
+            env=dict(environ),
+            check=False,
+        )
+        pid = int(done.stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return pid if done.returncode == 0 and 1 < pid <= PID_MAX_LIMIT else None
 
 
 def read_pid(pidfile: str) -> int | None:
@@ -82,12 +119,12 @@ def read_pid(pidfile: str) -> int | None:
         pid = int(text[0]) if text else 0
     except (OSError, ValueError):
         return None
-    return pid if pid > 1 else None
+    return pid if 1 < pid <= PID_MAX_LIMIT else None
 
 
 def _is_zombie(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return status.rsplit(")", 1)[1].split()[0] == "Z"

@@ -3,8 +3,9 @@ its own probe interval (with jitter): the same gates, state store, audit trail a
 cron runs and people on the same state dir keep every guarantee. No lock is held between
 runs; handlers (and their client connections) live across runs, probes never do.
 
-A component whose ``service.pidfile`` names its main process is watched through a pidfd as
-well: its exit starts a run at once (``exits``); the interval stays for hangs.
+A component whose processes are known (``exits.component_pids``: a service pidfile,
+systemd's MainPID, a system component's process pidfiles) is watched through pidfds as well:
+an exit starts a run at once; the interval stays for hangs.
 
 Signals: SIGHUP reloads the config (a config that does not load is refused and the old one
 kept); SIGTERM interrupts the running step, which is recorded, and ends the watch cleanly.
@@ -23,7 +24,7 @@ from types import FrameType
 
 from recovery_cli.audit import Record
 from recovery_cli.errors import RecoveryError, Terminated
-from recovery_cli.exits import ExitWatch
+from recovery_cli.exits import ExitWatch, component_pids
 from recovery_cli.invocation import Session
 from recovery_cli.results import ComponentReport
 from recovery_cli.run_context import RecoverRequest
@@ -205,8 +206,8 @@ class Watcher:
 
     def _track(self, name: str) -> None:
         component = self.session.config.components.get(name)
-        service = component.service if component is not None else None
-        self.exits.track(name, service.pidfile if service is not None else None)
+        pids = component_pids(component, self.session.env.environ) if component else []
+        self.exits.track(name, pids)
 
     def _watched(self) -> list[str]:
         config = self.session.config
