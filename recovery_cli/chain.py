@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from recovery_cli import alerts, approvals
 from recovery_cli.audit import Event
@@ -42,20 +42,21 @@ class Attempt:
     follow_up: bool = False  # a healthy component's follow-up step: not counted as recovery
 
 
+def _discards(loss: object) -> TypeGuard[Mapping[str, Any]]:
+    """A ``Loss.to_data()`` that names something (a count above 0, or one not counted)."""
+    return isinstance(loss, Mapping) and loss.get("count") != 0
+
+
 def lost_data(result: StrategyResult) -> dict[str, Any] | None:
     """What the step discarded and could not give back (``None``: nothing)."""
     lost = result.data.get(LOST)
-    if not isinstance(lost, Mapping) or lost.get("count") == 0:
-        return None
-    return dict(lost)
+    return dict(lost) if _discards(lost) else None
 
 
 def loss_note(plan: Mapping[str, Any] | None) -> str:
     """``; would lose: ...`` for a plan that discards something, else empty."""
     loss = (plan or {}).get(WOULD_LOSE)
-    if not isinstance(loss, Mapping) or loss.get("count") == 0:
-        return ""
-    return f"; would lose: {loss.get('summary')}"
+    return f"; would lose: {loss.get('summary')}" if _discards(loss) else ""
 
 
 def losses_note(steps: Sequence[StepReport]) -> str:
@@ -467,23 +468,13 @@ class ChainRunner:
         ctx.degraded.leave(name, ctx.env.operator(attempt.request.operator))
         if losses:
             ctx.outbox.add([loss_alert(ctx, name, detail)])
-            return ComponentReport(
-                name,
-                ExitCode.RECOVERED_WITH_LOSS,
-                str(Outcome.RECOVERED_WITH_LOSS),
-                after.health,
-                None,
-                detail,
-                steps=tuple(steps),
-                attempt_id=attempt.attempt_id,
-            )
         return ComponentReport(
             name,
-            ExitCode.OK,
-            "recovered",
+            ExitCode.RECOVERED_WITH_LOSS if losses else ExitCode.OK,
+            str(Outcome.RECOVERED_WITH_LOSS) if losses else "recovered",
             after.health,
             None,
-            after.detail,
+            detail if losses else after.detail,
             steps=tuple(steps),
             attempt_id=attempt.attempt_id,
         )

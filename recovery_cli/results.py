@@ -36,10 +36,6 @@ class ComponentReport:
     attempt_id: str | None = None
     plan: tuple[str, ...] = field(default_factory=tuple)
 
-    @property
-    def losses(self) -> list[dict[str, Any]]:
-        return [s.lost for s in self.steps if s.lost]
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["code"] = int(self.code)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from recovery_cli import approvals, policy
+from recovery_cli.alerts import ON_FALLBACK
 from recovery_cli.config import Config
 from recovery_cli.handler_calls import Components
 from recovery_cli.handlers.util import format_ts
@@ -98,7 +99,7 @@ def _next_step(config: Config, name: str, life: Life, state: State, now: float) 
     thresholds = config.thresholds(name)
     pending = [a.id for a in approvals.pending(state, now) if a.component == name]
     healthy = "nothing to do"
-    if "on_fallback" in life.marks:
+    if ON_FALLBACK in life.marks:
         healthy = "on its fallback: the next run restores it once the primary answers"
     steps = {
         LifeState.HEALTHY: healthy,

@@ -312,3 +312,20 @@ def test_an_approval_is_bound_to_the_component_settings_it_was_asked_for(tmp_pat
 
     assert report.code is ExitCode.BLOCKED and "plan changed" in report.detail
     assert json.loads((root / "records.json").read_text())[-1] == "r12"  # nothing ran
+
+
+@pytest.mark.parametrize(("strategy", "runs"), [("wipe", 1), ("nudge", 3)])
+def test_a_destructive_step_that_raised_is_not_run_again(
+    tmp_path: Path, strategy: str, runs: int
+) -> None:
+    """It may have acted before it raised: a second run could bury what the first kept.
+    Any other step is retried (``retry.attempts`` 3)."""
+    root = ledger(tmp_path, replayable=[])
+    retry = {"attempts": 3, "initial_delay": 0, "max_delay": 0, "jitter": False}
+    core = core_for(tmp_path, root, chain=[strategy], strategies={strategy: {"retry": retry}})
+
+    (report,) = core.recover("books")
+
+    assert report.code is ExitCode.UNHEALTHY
+    assert (root / f"{strategy}.runs").read_text().count("x") == runs
+    assert f"{strategy} broke after acting" in core.records("step")[-1]["detail"]

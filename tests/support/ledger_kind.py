@@ -6,7 +6,8 @@ healthy ledger is marked ``on_fallback`` while ``fallback`` exists, and names
 ``restore`` as its follow-up once ``primary_back`` exists too. ``rollback`` restores the
 snapshot: its dry run says which ids it would discard; the real run gives back those listed
 in ``replayable.json`` and reports the rest as lost (and fails its check while
-``rollback_fails`` exists); ``restore`` fails while ``restore_fails`` exists. Registered by
+``rollback_fails`` exists); ``restore`` fails while ``restore_fails`` exists; ``wipe`` (destructive) and ``nudge`` count
+their runs and raise. Registered by
 the tests in-process (``registry.KINDS``).
 """
 
@@ -33,10 +34,11 @@ KIND = KindSpec(
     description="a ledger of ids in a directory (core tests)",
     handler="tests.support.ledger_kind:LedgerHandler",
     settings="tests.support.ledger_kind:validate",
-    strategies=("rollback", "restore", "poke"),
+    strategies=("rollback", "restore", "poke", "wipe", "nudge"),
     strategy_module="tests.support.ledger_kind",
     degraded_failure_types=("unreadable",),
     cannot_help={"poke": ("unreadable",)},
+    destructive=("rollback", "wipe"),
     warnings="tests.support.ledger_kind:warnings",
 )
 
@@ -55,7 +57,14 @@ class NoParams(Params):
 
 
 validate = kind_validator(
-    LedgerSettings, {"rollback": RollbackParams, "restore": NoParams, "poke": NoParams}
+    LedgerSettings,
+    {
+        "rollback": RollbackParams,
+        "restore": NoParams,
+        "poke": NoParams,
+        "wipe": NoParams,
+        "nudge": NoParams,
+    },
 )
 
 
@@ -129,3 +138,22 @@ def restore(handler: LedgerHandler, ctx: StrategyContext, params: NoParams) -> S
 def poke(handler: LedgerHandler, ctx: StrategyContext, params: NoParams) -> StrategyResult:
     (handler.root / "poked").write_text("1")
     return StrategyResult.failure("unreadable", "poking does not help")
+
+
+def _count_and_raise(handler: LedgerHandler, name: str) -> StrategyResult:
+    """Acts (one more line in ``NAME.runs``), then raises, as a step can half-way."""
+    with open(handler.root / f"{name}.runs", "a") as runs:
+        runs.write("x\n")
+    raise RuntimeError(f"{name} broke after acting")
+
+
+@takes(NoParams)
+def wipe(handler: LedgerHandler, ctx: StrategyContext, params: NoParams) -> StrategyResult:
+    """Destructive (``KIND.destructive``): never run again after it raised."""
+    return _count_and_raise(handler, "wipe")
+
+
+@takes(NoParams)
+def nudge(handler: LedgerHandler, ctx: StrategyContext, params: NoParams) -> StrategyResult:
+    """Not destructive: retried after it raised, like any step."""
+    return _count_and_raise(handler, "nudge")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -313,24 +314,25 @@ def test_a_rollback_past_a_flushed_index_names_exactly_the_ids_it_could_not_repl
         server.stop()
 
 
-class DeadStart(ServerControl):
-    """A service whose start fails and leaves the server down."""
-
-    def start(self, timeout: float) -> Any:
-        from recovery_cli.handlers.base import StrategyResult as Result
-
-        self.calls.append("start")
-        return Result.failure("start_failed", "start exited 1")
-
-
 def test_a_rollback_whose_start_fails_still_reports_what_it_lost(env: Env) -> None:
+    """The core's command service, its start command failing: the server stays down."""
+    from recovery_cli.config import ServiceConfig
+    from recovery_cli.service import build_service
+
     corrupt_sqlite_header(env)
+    spec = ServiceConfig(
+        method="command",
+        stop=env.server.command("stop"),
+        start=["sh", "-c", "echo start refused >&2; exit 1"],
+        ready_timeout_seconds=5,
+    )
+    service = build_service(spec, env.handler.probe, {"PYTHONPATH": str(REPO), **os.environ})
     ctx = StrategyContext(
         component=env.handler.context,
         params={},
         failure_type=None,
         timeout=120,
-        service=DeadStart(env.server),
+        service=service,
         deadline=time.monotonic() + 120,
     )
 
