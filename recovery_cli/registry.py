@@ -98,20 +98,19 @@ def handler_class(kind: str) -> type[BaseHandler]:
 
 def config_validator(kind: str) -> Validator:
     """The settings check of ``kind``; raises ``HandlerUnavailable`` like ``handler_class``."""
-    target = _spec(kind).settings
-    if target is None:
-        return _accept_anything
-    validator: Validator = _load_for(kind, target)
-    return validator
+    return _check(kind, _spec(kind).settings)
 
 
 def config_warnings(kind: str) -> Validator:
     """The kind's check for a config that loads but cannot work as meant."""
-    target = _spec(kind).warnings
+    return _check(kind, _spec(kind).warnings)
+
+
+def _check(kind: str, target: str | None) -> Validator:
     if target is None:
         return _accept_anything
-    warnings: Validator = _load_for(kind, target)
-    return warnings
+    check: Validator = _load_for(kind, target)
+    return check
 
 
 def _accept_anything(
