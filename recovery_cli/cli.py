@@ -22,6 +22,7 @@ from recovery_cli.commands import (
     history,
     metrics,
     recover,
+    serve,
     status,
     test,
     watch,
@@ -130,6 +131,7 @@ app.command()(dispatched(enable.enable))
 app.command()(dispatched(status.status))
 app.command()(dispatched(metrics.metrics))
 app.command()(dispatched(watch.watch))
+app.command()(dispatched(serve.serve))
 
 
 def main() -> None:

@@ -255,6 +255,46 @@ class Alerting(Strict):
     severity: dict[Literal["critical", "high", "medium", "low"], Text] = Field(default_factory=dict)
 
 
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+MAX_API_RATE = 10_000
+
+
+class ApiToken(Strict):
+    name: ComponentName  # recorded as the operator of what the token does
+    env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)]  # the variable that holds the token
+    role: Literal["read", "admin"] = "read"
+
+
+class ApiRateLimit(Strict):
+    """Mutating calls each admin token may make per ``per_seconds`` (429 past it)."""
+
+    requests: Whole = Field(10, ge=1, le=MAX_API_RATE)
+    per_seconds: Number = Field(60.0, gt=0, le=DAY)
+
+
+class AlertmanagerReceiver(Strict):
+    component_label: Text = "component"  # the label that names the component to recover
+    dedup_seconds: Number = Field(300.0, ge=0, le=DAY)  # one recovery per burst
+
+
+class ApiConfig(Strict):
+    tokens: list[ApiToken] = Field(default_factory=list, max_length=100)
+    rate_limit: ApiRateLimit = ApiRateLimit()
+    ssl_certfile: Text | None = None
+    ssl_keyfile: Text | None = None
+    alertmanager: AlertmanagerReceiver = AlertmanagerReceiver()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiConfig:
+        names = [t.name for t in self.tokens]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"token names must be unique: {', '.join(repeated)} repeated")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
+
+
 class Config(Strict):
     version: Literal[1]
     state_dir: str | None = None
@@ -263,6 +303,7 @@ class Config(Strict):
     components: dict[ComponentKey, ComponentConfig] = Field(min_length=1, max_length=MAX_COMPONENTS)
     degraded_modes: dict[ComponentName, DegradedMode] = Field(default_factory=dict)
     alerting: Alerting = Alerting()
+    api: ApiConfig = ApiConfig()
     # what the kinds say cannot work as meant: ``file:line: key: message`` lines
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
@@ -621,6 +662,7 @@ def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
         names += _env_names(component.settings)
         for spec in component.strategies.values():
             names += _env_names(spec.params)
+    names += [token.env for token in config.api.tokens]
     return sorted(
         {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3},
         key=len,

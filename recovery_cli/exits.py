@@ -4,8 +4,9 @@ a killed server is run (probed, recovered) at once instead of at its next interv
 stays for hangs and for components whose processes are not known.
 
 Where the pids come from (read again after every run: a pidfd names one process for good):
-the ``service:`` block's ``pidfile``; systemd's ``MainPID`` of its ``unit``; the pidfiles of
-a ``kind: system`` component's ``settings.processes``."""
+the ``service:`` block's ``pidfile``; systemd's ``MainPID`` of its ``unit``; Docker's
+``State.Pid`` of its ``container`` (a local engine only); the pidfiles of a ``kind: system``
+component's ``settings.processes``."""
 
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ def component_pids(component: ComponentConfig, environ: Mapping[str, str]) -> li
         pids.append(read_pid(service.pidfile) or 0)
     if service is not None and service.method == "systemd" and service.unit:
         pids.append(systemd_main_pid(service.unit, environ) or 0)
+    if service is not None and service.method == "docker":
+        from recovery_cli.service import docker_main_pid
+
+        pids.append(docker_main_pid(service, environ) or 0)
     if component.kind == "system":
         for entry in component.settings.get("processes") or ():
             if isinstance(entry, Mapping) and isinstance(entry.get("pidfile"), str):

@@ -35,6 +35,7 @@ UNIT_NOT_FOUND = "unit_not_found"
 NOT_CONFIGURED = "not_configured"
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+DOCKER_PID_TIMEOUT = 2.0  # watch asks after every run: a slow engine must not hold it
 # systemctl exits 5 when the unit is not loaded ("Unit foo.service not found.").
 SYSTEMCTL_UNIT_NOT_FOUND_RC = 5
 POLL_FIRST = 0.05
@@ -354,6 +355,21 @@ def _engine_call(
         raise _docker_error(exc, container) from exc
     finally:
         client.close()
+
+
+def docker_main_pid(spec: ServiceConfig, environ: Mapping[str, str]) -> int | None:
+    """The container's ``State.Pid`` when the engine runs on this host (a unix socket): a
+    remote engine's pids name processes of another machine. None when not running or not
+    known."""
+    url = docker_url(spec, environ)
+    if not url.startswith(("unix://", "http+unix://")) or not spec.container:
+        return None
+    try:
+        state = _engine_call(spec, environ, DOCKER_PID_TIMEOUT, lambda c: c.attrs.get("State"))
+    except EngineError:
+        return None
+    pid = state.get("Pid") if isinstance(state, Mapping) else None
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None
 
 
 class DockerService(_BaseService):

@@ -82,6 +82,8 @@ class Store:
         self.read_only = read_only
         # told every record once its transaction is saved (``watch`` logs them as they come)
         self.on_record: Callable[[Record], None] | None = None
+        # fields every record of this store carries (the API's client address)
+        self.stamp: dict[str, Any] = {}
         self.audit = AuditLog(root / "audit", redact, audit_key)
         self.state_file = StateFile(root / "state.json", redact)
         exists = statedir.check_trusted(root)
@@ -138,7 +140,8 @@ class Store:
             "host": self.env.host,
             "pid": self.env.pid,
         }
-        record.update({k: bounded(v) for k, v in fields.items() if v is not None})
+        stamped = {**self.stamp, **fields}
+        record.update({k: bounded(v) for k, v in stamped.items() if v is not None})
         return record
 
     def chain_head(self) -> ChainHead | None:

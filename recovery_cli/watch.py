@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from recovery_cli.audit import Record
 from recovery_cli.errors import RecoveryError, Terminated
@@ -29,6 +30,9 @@ from recovery_cli.invocation import Session
 from recovery_cli.results import ComponentReport
 from recovery_cli.run_context import RecoverRequest
 from recovery_cli.sd_notify import Notifier
+
+if TYPE_CHECKING:
+    from recovery_cli.api_server import RunningApi
 
 JITTER = 0.1  # each interval is drawn from +-10% around its value
 NAP_SECONDS = 0.2  # the longest sleep between looks at signals and the watchdog
@@ -56,9 +60,12 @@ class Schedule:
 class EventLog:
     """One line per audit record a run wrote, on stderr: ``key=value`` text, or JSON."""
 
-    def __init__(self, emit: Callable[[str], None], json_lines: bool) -> None:
+    def __init__(
+        self, emit: Callable[[str], None], json_lines: bool, source: str = "watch"
+    ) -> None:
         self.emit = emit
         self.json_lines = json_lines
+        self.source = source  # the event name of the process's own lines
 
     def record(self, record: Record) -> None:
         if self.json_lines:
@@ -69,10 +76,11 @@ class EventLog:
 
     def note(self, message: str, **fields: object) -> None:
         if self.json_lines:
-            self.emit(json.dumps({"event": "watch", "detail": message, **fields}, default=str))
+            line = {"event": self.source, "detail": message, **fields}
+            self.emit(json.dumps(line, default=str))
             return
         extra = "".join(f" {k}={_quoted(v)}" for k, v in fields.items())
-        self.emit(f"watch detail={_quoted(message)}{extra}")
+        self.emit(f"{self.source} detail={_quoted(message)}{extra}")
 
 
 def _quoted(value: object) -> str:
@@ -88,8 +96,10 @@ class Watcher:
         interval: float | None,
         log: EventLog,
         notifier: Notifier,
+        api: RunningApi | None = None,
     ) -> None:
         self.session = session
+        self.api = api  # ``--listen``: served beside the loop, stopped with it
         self.names = tuple(names)
         self.interval = interval
         self.log = log
@@ -122,6 +132,8 @@ class Watcher:
             self.notifier.send("STOPPING=1")
             signal.signal(signal.SIGHUP, previous)
             self.exits.close()
+            if self.api is not None:
+                self.api.stop()
         return 0
 
     def _run_one(self, name: str) -> None:
@@ -197,6 +209,9 @@ class Watcher:
         self.schedule.keep_only(self._watched(), time.monotonic())
         self._track_all()
         self.log.note("config reloaded", components=",".join(self._watched()))
+        refused = self.api.reload() if self.api is not None else None
+        if refused:
+            self.log.note(f"API tokens not reloaded, the old ones are kept: {refused}")
 
     def _track_all(self) -> None:
         for name in list(self.exits.fds):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,7 @@ def test_every_command_is_in_the_playbook_and_readme() -> None:
         "status",
         "metrics",
         "watch",
+        "serve",
     }
     for name in names:
         assert f"recovery {name}" in PLAYBOOK, name
@@ -127,3 +129,42 @@ def test_the_playbook_opens_with_triage_then_runbooks_then_reference() -> None:
 
 def test_benchmark_tables_live_in_benchmarks_md() -> None:
     assert "median" not in PLAYBOOK and "p90" not in PLAYBOOK
+
+
+def test_every_api_route_is_in_the_playbook() -> None:
+    from fastapi.routing import APIRoute
+
+    from recovery_cli.alert_receiver import AlertReceiver
+    from recovery_cli.api_actions import ApiActions
+    from recovery_cli.api_app import Api
+    from recovery_cli.api_auth import Authenticator, Gate, RateLimiter
+    from recovery_cli.config import ApiConfig
+    from recovery_cli.invocation import Session
+
+    gate = Gate(Authenticator(ApiConfig(), {}), RateLimiter(1, 60))
+    api = Api(ApiActions(Session()), gate, AlertReceiver("component", 0, "h"))
+    routes = [
+        (method, route.path)
+        for route in api.app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    ]
+    assert len(routes) == 11
+    for method, path in routes:
+        assert f"`{method} {path}" in PLAYBOOK, (method, path)
+
+
+def command_options() -> list[tuple[str, str]]:
+    import typer.main
+
+    group: Any = typer.main.get_command(app)
+    found = [("recovery", o) for p in group.params for o in p.opts if o.startswith("--")]
+    for name, command in sorted(group.commands.items()):
+        for param in command.params:
+            found += [(name, o) for o in param.opts if o.startswith("--") and o != "--help"]
+    return found
+
+
+@pytest.mark.parametrize(("command", "option"), command_options())
+def test_every_option_is_in_the_playbook(command: str, option: str) -> None:
+    assert f"`{option}" in PLAYBOOK, f"recovery {command} {option}"

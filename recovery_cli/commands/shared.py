@@ -11,6 +11,20 @@ if TYPE_CHECKING:
     from recovery_cli.orchestrator import Orchestrator
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ListenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--listen",
+        help="Serve the HTTP API on HOST:PORT or unix:/PATH (tokens and TLS from the "
+        "config's api section).",
+    ),
+]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure", help="Allow a non-loopback --listen without tokens or TLS (not advised)."
+    ),
+]
 AsOpt = Annotated[
     str | None,
     typer.Option("--as", help="Operator name to record (default: $SUDO_USER, else $USER)."),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import session_of, warn_config
+from recovery_cli.commands.shared import InsecureOpt, ListenOpt, session_of, warn_config
 
 MAX_INTERVAL = 3600.0
 LOG_FORMATS = ("text", "json")
@@ -33,9 +33,12 @@ def watch(
     log_format: Annotated[
         str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
     ] = "text",
+    listen: ListenOpt = None,
+    insecure: InsecureOpt = False,
 ) -> int:
     """Probe and recover continuously (under systemd: Type=notify); SIGHUP reloads the config."""
     from recovery_cli import render
+    from recovery_cli.commands.serve import start_api
     from recovery_cli.errors import UsageError
     from recovery_cli.sd_notify import Notifier
     from recovery_cli.watch import EventLog, Watcher
@@ -54,5 +57,6 @@ def watch(
         raise UsageError(f"unknown component {unknown[0]!r} (configured: {known})")
     warn_config(session)
     log = EventLog(render.err, json_lines=log_format == "json")
-    watcher = Watcher(session, names, interval, log, Notifier(session.env.environ))
+    api = start_api(session, listen, insecure, log) if listen else None
+    watcher = Watcher(session, names, interval, log, Notifier(session.env.environ), api)
     return watcher.run(cycles)

@@ -15,6 +15,7 @@ import yaml
 
 from recovery_cli.config import parse_config
 from recovery_cli.exits import ExitWatch, component_pids, read_pid
+from tests.support.fake_docker import FakeContainer, FakeEngine
 
 FAKE_SYSTEMCTL = Path(__file__).parents[1] / "support" / "fake_systemctl"
 
@@ -74,6 +75,31 @@ def test_systemd_main_pid_is_watched(
     assert component_pids(app, os.environ) == [sleeper.pid]
     (tmp_path / "app.MainPID").write_text("0\n")  # the unit is not running
     assert component_pids(app, os.environ) == []
+
+
+def test_a_docker_containers_state_pid_is_watched_on_a_local_engine_only(
+    sleeper: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    with FakeEngine(tmp_path / "docker.sock") as engine:
+        box = engine.add(FakeContainer("app", pid=sleeper.pid))
+        local = component(service={"method": "docker", "container": "app", "base_url": engine.url})
+        remote = component(
+            service={"method": "docker", "container": "app", "base_url": "tcp://10.9.9.9:2375"}
+        )
+
+        assert component_pids(local, os.environ) == [sleeper.pid]
+        watch = ExitWatch()
+        watch.track("app", component_pids(local, os.environ))
+        sleeper.send_signal(signal.SIGKILL)
+        assert watch.wait(5) == ["app"]
+        watch.close()
+        box.status = "exited"
+        assert component_pids(local, os.environ) == []
+        asked = len(engine.requests)
+        assert component_pids(remote, os.environ) == []  # its pids are another machine's
+        assert len(engine.requests) == asked
+    gone = component(service={"method": "docker", "container": "app", "base_url": engine.url})
+    assert component_pids(gone, os.environ) == []  # the engine is not there
 
 
 def test_a_system_component_watches_its_processes_pidfiles(

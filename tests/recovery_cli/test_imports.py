@@ -7,7 +7,17 @@ import sys
 
 from tests.support.cli import Workspace, base_config, command_component
 
-HEAVY = ("chromadb", "docker", "redis", "httpx", "prometheus_client", "psutil")
+HEAVY = (
+    "chromadb",
+    "docker",
+    "redis",
+    "httpx",
+    "prometheus_client",
+    "psutil",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+)
 
 PROBE = """
 import sys
@@ -50,3 +60,8 @@ def test_status_no_probe_on_shipped_config_imports_no_heavy_library(ws: Workspac
     assert (
         loaded("--config", str(shipped), "--state-dir", str(ws.state), "status", "--no-probe") == []
     )
+
+
+def test_watch_and_serve_help_import_no_web_framework() -> None:
+    assert loaded("watch", "--help") == []
+    assert loaded("serve", "--help") == []

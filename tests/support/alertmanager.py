@@ -55,10 +55,13 @@ def available() -> bool:
 
 
 @contextlib.contextmanager
-def running_alertmanager(directory: Path, resolve_timeout: str = "5m") -> Iterator[Alertmanager]:
+def running_alertmanager(
+    directory: Path, resolve_timeout: str = "5m", config_text: str | None = None
+) -> Iterator[Alertmanager]:
+    """``config_text`` replaces the default config (one 'null' receiver)."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "am.yml"
-    config.write_text(CONFIG.format(resolve_timeout=resolve_timeout))
+    config.write_text(config_text or CONFIG.format(resolve_timeout=resolve_timeout))
     port = free_port()
     log = (directory / "log").open("wb")
     process = subprocess.Popen(

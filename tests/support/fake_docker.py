@@ -36,6 +36,7 @@ class FakeContainer:
     health_after_start: str | None = None
     refuse_restart: bool = False
     calls: list[str] = field(default_factory=list)
+    pid: int = 0  # State.Pid: the container's main process on this host (0: not running)
 
     def inspect(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -43,6 +44,7 @@ class FakeContainer:
             "Running": self.status == "running",
             "Restarting": self.status == "restarting",
             "OOMKilled": self.oom_killed,
+            "Pid": self.pid if self.status == "running" else 0,
         }
         if self.health is not None:
             state["Health"] = {"Status": self.health, "FailingStreak": 0, "Log": []}

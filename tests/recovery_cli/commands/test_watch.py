@@ -16,35 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import Workspace, base_config, command_component
+from tests.support.cli import Lines, Workspace, base_config, command_component
 
 
 def flag_component(flag: Path, fix: list[str] | None = None) -> dict[str, object]:
     return command_component(["test", "-f", str(flag)], {"fix": fix or ["touch", str(flag)]})
-
-
-class Lines:
-    """The stderr lines of a running watch, read by a thread as they come."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.proc = proc
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, needle: str, timeout: float = 30, after: int = 0) -> str:
-        """The first line from index ``after`` on that holds ``needle``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines[after:]:
-                if needle in line:
-                    return line
-            time.sleep(0.05)
-        raise AssertionError(f"no line with {needle!r} in {self.lines}")
 
 
 @pytest.fixture

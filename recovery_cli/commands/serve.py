@@ -1,0 +1,91 @@
+"""``recovery serve``: the HTTP API alone (``watch --listen`` serves it beside the loop)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from recovery_cli.commands.shared import InsecureOpt, session_of, warn_config
+
+if TYPE_CHECKING:
+    from recovery_cli.api_server import RunningApi
+    from recovery_cli.invocation import Session
+    from recovery_cli.watch import EventLog
+
+NAP_SECONDS = 0.2
+
+
+def serve(
+    ctx: typer.Context,
+    listen: Annotated[
+        str,
+        typer.Option("--listen", help="HOST:PORT or unix:/PATH to serve the HTTP API on."),
+    ] = "127.0.0.1:9464",
+    insecure: InsecureOpt = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
+    ] = "text",
+) -> int:
+    """Serve the HTTP API (status, history, approvals, recoveries, Alertmanager receiver)."""
+    from recovery_cli import render
+    from recovery_cli.commands.watch import LOG_FORMATS
+    from recovery_cli.errors import Terminated
+    from recovery_cli.watch import EventLog
+
+    if log_format not in LOG_FORMATS:
+        from recovery_cli.errors import UsageError
+
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    session = session_of(ctx)
+    warn_config(session)
+    log = EventLog(render.err, json_lines=log_format == "json", source="serve")
+    api = start_api(session, listen, insecure, log)
+    reload_asked: list[bool] = []
+
+    def ask_reload(signum: int, frame: FrameType | None) -> None:
+        reload_asked.append(True)
+
+    previous = signal.signal(signal.SIGHUP, ask_reload)
+    try:
+        while api.server.alive:
+            if reload_asked:
+                reload_asked.clear()
+                _reload(session, api, log)
+            time.sleep(NAP_SECONDS)
+        log.note("the API server stopped")
+        return 4
+    except Terminated:
+        log.note("stopping on SIGTERM")
+        return 0
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        api.stop()
+
+
+def start_api(session: Session, listen: str, insecure: bool, log: EventLog) -> RunningApi:
+    from recovery_cli.api_server import RunningApi, parse_listen
+
+    where = parse_listen(listen)
+    api = RunningApi(session, where, insecure, log)
+    tokens = len(session.config.api.tokens)
+    log.note("API listening", listen=str(where), tokens=tokens)
+    return api
+
+
+def _reload(session: Session, api: RunningApi, log: EventLog) -> None:
+    from recovery_cli.errors import RecoveryError
+
+    try:
+        session.reload()
+    except RecoveryError as exc:
+        log.note(f"config reload refused, the old one is kept: {'; '.join(exc.lines())}")
+        return
+    refused = api.reload()
+    if refused:
+        log.note(f"API tokens not reloaded, the old ones are kept: {refused}")
+        return
+    log.note("config reloaded")
