@@ -112,5 +112,7 @@ def _alerts_of(payload: object) -> list[tuple[dict[str, str], str]]:
         status = alert.get("status", payload.get("status")) if isinstance(alert, dict) else None
         if not isinstance(labels, dict) or not isinstance(status, str):
             raise UsageError(f"alerts.{index}: needs 'labels' (a mapping) and 'status'")
-        found.append(({str(k): str(v) for k, v in labels.items()}, status))
+        if not all(isinstance(v, str) for v in labels.values()):
+            raise UsageError(f"alerts.{index}: label values must be strings")
+        found.append(({str(k): v for k, v in labels.items()}, status))
     return found

@@ -9,12 +9,13 @@ operator and the client address on every record they write."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from recovery_cli.audit import Record
-from recovery_cli.errors import UsageError, worst
+from recovery_cli.errors import ExitCode, RecoveryError, Terminated, UsageError, worst
 from recovery_cli.handler_calls import Components
 from recovery_cli.invocation import Session
 from recovery_cli.run_context import RecoverRequest
@@ -29,6 +30,23 @@ ALERT_TRIGGER = "alertmanager"
 
 class NotFound(UsageError):
     """A component or approval the API was asked about does not exist."""
+
+
+class ServerStopping(RecoveryError):
+    """The server stopped while this call ran a step: the step was ended and recorded
+    interrupted."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    try:
+        yield
+    except Terminated:
+        raise ServerStopping(
+            "the server is stopping: the running step was ended and recorded interrupted"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -122,7 +140,8 @@ class ApiActions:
             operator=actor.name,
             trigger=trigger,
         )
-        reports = self._orchestrator(actor, read_only=dry_run).recover(request)
+        with _stoppable():
+            reports = self._orchestrator(actor, read_only=dry_run).recover(request)
         return [r.to_json() for r in reports], int(worst([r.code for r in reports]))
 
     def disable(self, name: str, seconds: float, actor: Actor) -> dict[str, Any]:
@@ -148,7 +167,8 @@ class ApiActions:
         return {"component": name, "enabled": lifted}
 
     def approve(self, approval_id: str, actor: Actor) -> tuple[list[dict[str, Any]], int]:
-        report = self._orchestrator(actor).approve(approval_id, actor.name)
+        with _stoppable():
+            report = self._orchestrator(actor).approve(approval_id, actor.name, API_TRIGGER)
         return [report.to_json()], int(report.code)
 
     def reject(self, approval_id: str, actor: Actor) -> dict[str, Any]:

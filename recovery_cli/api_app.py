@@ -11,31 +11,33 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_cli import __version__
 from recovery_cli.alert_receiver import AlertReceiver
-from recovery_cli.api_actions import ALERT_TRIGGER, Actor, ApiActions, HistoryParams, NotFound
-from recovery_cli.api_auth import Caller, Denied, Gate
+from recovery_cli.api_actions import (
+    ALERT_TRIGGER,
+    Actor,
+    ApiActions,
+    HistoryParams,
+    NotFound,
+    ServerStopping,
+)
+from recovery_cli.api_auth import ANONYMOUS, Caller, Denied, Gate
+from recovery_cli.api_guard import Guard
 from recovery_cli.errors import ExitCode, RecoveryError, UsageError
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_HISTORY_LIMIT = 1000
 REASON = Field(None, max_length=1000)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-STATUS_FOR_EXIT = {ExitCode.USAGE: 400, ExitCode.BLOCKED: 409}
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+STATUS_FOR_EXIT = {ExitCode.USAGE: 400, ExitCode.BLOCKED: 409, ExitCode.INTERRUPTED: 503}
 
 
 class Body(BaseModel):
@@ -82,47 +84,6 @@ class Background:
             thread.join(timeout)
 
 
-class BodyLimit:
-    """Refuses a request body over ``limit`` bytes with 413, declared or streamed."""
-
-    def __init__(self, app: App, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            await _too_large(send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _too_large(send: Send) -> None:
-    response = JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, 413)
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
-
-
 def redacting(redact: Callable[[str], str]) -> type[JSONResponse]:
     """JSON answers with every form of every secret replaced, as the CLI's output is."""
 
@@ -159,16 +120,22 @@ class Api:
             docs_url=None,
             redoc_url=None,
             default_response_class=self.json,
+            redirect_slashes=False,
         )
         self._errors(app)
         self._reads(app)
         self._changes(app)
-        app.add_middleware(BodyLimit)
+        app.add_middleware(Guard, gate=lambda: self.gate, redact=self.actions.session.redact)
         return app
 
     def caller(self, role: str) -> Any:
+        """The caller ``Guard`` let in (it checked the role from the method and path)."""
+
         def check(request: Request) -> Caller:
-            return self.gate.check(request.headers.get("authorization"), role)
+            caller: Caller = getattr(request.state, "caller", ANONYMOUS)
+            if not caller.may(role):  # a route whose role the guard did not know
+                raise Denied(403, f"this needs {role}")
+            return caller
 
         return Depends(check)
 
@@ -212,13 +179,13 @@ class Api:
             return actions.approvals()
 
     def _changes(self, app: FastAPI) -> None:
-        actions, admin = self.actions, self.caller("admin")
+        actions, admin, recoverer = self.actions, self.caller("admin"), self.caller("recover")
 
         @app.post("/api/v1/components/{name}/recover")
         def recover(
             name: str,
             request: Request,
-            caller: Caller = admin,
+            caller: Caller = recoverer,
             body: RecoverBody | None = None,
         ) -> JSONResponse:
             body = body or RecoverBody()
@@ -255,7 +222,7 @@ class Api:
             return self.json(reports, headers={"X-Recovery-Exit-Code": str(code)})
 
         @app.post("/api/v1/alertmanager", status_code=202)
-        async def alertmanager(request: Request, caller: Caller = admin) -> JSONResponse:
+        async def alertmanager(request: Request, caller: Caller = recoverer) -> JSONResponse:
             payload = await _json_of(request)
             return self.json(self.receive_alerts(payload, _actor(caller, request)), 202)
 
@@ -276,12 +243,19 @@ class Api:
         return {"verdicts": [v.to_json() for v in verdicts]}
 
     def _recover_for_alert(self, name: str, why: str, actor: Actor) -> None:
+        session = self.actions.session
+
         def run() -> None:
             try:
                 alerted = Actor(actor.name, actor.client, why)
                 self.actions.recover(name, alerted, trigger=ALERT_TRIGGER)
+            except ServerStopping:
+                pass  # the step was recorded interrupted
             except Exception as exc:  # the receiver has answered already; keep the error
-                self.actions.session.keep_traceback(f"alert recovery of {name}: {exc!r}\n")
+                import traceback
+
+                text = "".join(traceback.format_exception(exc))
+                session.keep_traceback(session.redact(f"alert recovery of {name}:\n{text}"))
             finally:
                 self.receiver.finished(name)
 
@@ -301,10 +275,16 @@ class Api:
             status = 404 if isinstance(exc, NotFound) else STATUS_FOR_EXIT.get(exc.exit_code, 500)
             return self.json({"error": redact("; ".join(exc.lines()))}, status)
 
+        @app.exception_handler(StarletteHTTPException)
+        def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+            return self.json({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
         @app.exception_handler(RequestValidationError)
         def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-            problems = [_problem(e) for e in exc.errors()]
-            return self.json({"error": "; ".join(problems)}, 422)
+            errors = list(exc.errors())
+            if any(e.get("type") == "json_invalid" for e in errors):
+                return self.json({"error": "the body is not JSON"}, 400)
+            return self.json({"error": "; ".join(_problem(e) for e in errors)}, 422)
 
         @app.exception_handler(Exception)
         def crashed(request: Request, exc: Exception) -> JSONResponse:
@@ -330,5 +310,7 @@ def _problem(error: Any) -> str:
 async def _json_of(request: Request) -> object:
     try:
         return json.loads(await request.body())
+    except RecursionError:
+        raise UsageError("the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise UsageError("the body is not JSON") from None

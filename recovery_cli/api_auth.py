@@ -15,7 +15,7 @@ from recovery_cli.config import ApiConfig
 from recovery_cli.errors import UsageError
 
 MIN_TOKEN_LENGTH = 16  # a shorter secret is guessable over the network
-ROLES = ("read", "admin")
+ROLES = ("read", "recover", "admin")  # each may do what the ones before it may
 BEARER = "bearer "
 
 
@@ -46,6 +46,9 @@ class Authenticator:
     def configured(self) -> bool:
         return bool(self.tokens)
 
+    def secrets(self) -> list[str]:
+        return [token.secret.decode("ascii") for token in self.tokens]
+
     def identify(self, authorization: str | None) -> Caller | None:
         """The caller an ``Authorization: Bearer ...`` header names, or None. Every token
         is compared, in constant time, whichever matches: the time taken says nothing."""
@@ -64,6 +67,8 @@ def _read_token(index: int, name: str, env: str, role: str, environ: Mapping[str
     where = f"api.tokens.{index} ({name})"
     if not value:
         raise UsageError(f"{where}: environment variable {env} is not set")
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        raise UsageError(f"{where}: the token in {env} must be printable ASCII without spaces")
     if len(value) < MIN_TOKEN_LENGTH:
         raise UsageError(
             f"{where}: the token in {env} has fewer than {MIN_TOKEN_LENGTH} characters"
@@ -132,7 +137,7 @@ class Gate:
             raise Denied(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         if not caller.may(role):
             raise Denied(403, f"token {caller.name!r} has role {caller.role}; this needs {role}")
-        if role == "admin":
+        if role != "read":
             wait = self.limiter.take(caller.name)
             if wait is not None:
                 retry = max(1, int(wait + 0.999))

@@ -22,13 +22,13 @@ from recovery_cli.config import ApiConfig
 from recovery_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from recovery_cli.invocation import Session
-    from recovery_cli.watch import EventLog
+    pass
 
 UNIX_PREFIX = "unix:"
 START_TIMEOUT = 10.0
 GRACEFUL_SECONDS = 5
 BACKLOG = 128
+MAX_CONCURRENT_CALLS = 64  # calls in progress at once; past it, 503 at once
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,18 @@ def parse_listen(text: str) -> Listen:
         return Listen(path=Path(path))
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    digits = port.isascii() and port.isdigit()
+    if not sep or not host or not digits or not 0 < int(port) < 65536:
         raise UsageError(f"--listen {text!r}: use HOST:PORT (e.g. 127.0.0.1:9464) or unix:/PATH")
     return Listen(host=host, port=int(port))
 
 
-def check_exposure(listen: Listen, api: ApiConfig, insecure: bool) -> None:
+def check_exposure(listen: Listen, tokens: bool, tls: bool, insecure: bool) -> None:
     """Refuse to serve beyond this host without tokens and TLS (``--insecure`` allows it)."""
     if listen.loopback or insecure:
         return
     missing = [
-        what
-        for what, present in (("api.tokens", api.tokens), ("api.ssl_certfile", api.ssl_certfile))
-        if not present
+        what for what, present in (("api.tokens", tokens), ("api.ssl_certfile", tls)) if not present
     ]
     if missing:
         raise UsageError(
@@ -104,6 +103,7 @@ def bind(listen: Listen) -> socket.socket:
 
 
 def _bind_unix(path: Path) -> socket.socket:
+    _check_socket_dir(path.parent)
     _clear_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
@@ -118,23 +118,51 @@ def _bind_unix(path: Path) -> socket.socket:
     return sock
 
 
-def _clear_stale_socket(path: Path) -> None:
-    """A socket left by a process that died is removed; anything else at the path is not."""
+def _check_socket_dir(directory: Path) -> None:
+    """Another user who may write the directory (and it is not sticky) could swap the socket
+    for their own: refused."""
     try:
-        mode = path.lstat().st_mode
+        info = directory.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot listen in {directory}: {exc.strerror}") from None
+    shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if shared and not info.st_mode & stat.S_ISVTX:
+        raise UsageError(
+            f"cannot listen in {directory}: others may write to it (make it 0755 or sticky)"
+        )
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """A socket of ours left by a process that died (it refuses connections) is removed;
+    anything else at the path is left alone and refused."""
+    try:
+        info = path.lstat()
     except FileNotFoundError:
         return
-    if not stat.S_ISSOCK(mode):
-        raise UsageError(f"cannot listen on {UNIX_PREFIX}{path}: it exists and is not a socket")
+    where = f"cannot listen on {UNIX_PREFIX}{path}"
+    if not stat.S_ISSOCK(info.st_mode):
+        raise UsageError(f"{where}: it exists and is not a socket")
+    if info.st_uid != os.geteuid():
+        raise UsageError(f"{where}: a socket of another user is there")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
-    except OSError:
+    except ConnectionRefusedError:
         path.unlink()  # nobody answers: stale
         return
+    except OSError as exc:
+        raise UsageError(f"{where}: a socket is there in use ({exc.strerror})") from None
     finally:
         probe.close()
-    raise UsageError(f"cannot listen on {UNIX_PREFIX}{path}: another process is serving there")
+    raise UsageError(f"{where}: another process is serving there")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 class ApiServer:
@@ -144,16 +172,22 @@ class ApiServer:
         import uvicorn
 
         _quiet_uvicorn()
+        from recovery_cli.api_connections import guarded_protocol, raise_file_limit
+
         self.listen = listen
         self.sock = bind(listen)
+        self.identity = _identity(listen.path) if listen.path else None
+        raise_file_limit()
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(),
             log_config=None,
             access_log=False,
             lifespan="off",
             ssl_certfile=api.ssl_certfile,
             ssl_keyfile=api.ssl_keyfile,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            limit_concurrency=MAX_CONCURRENT_CALLS,
         )
         try:
             config.load()  # TLS files are read here: a bad one fails now, in one line
@@ -186,9 +220,10 @@ class ApiServer:
         self.server.should_exit = True
         self.thread.join(GRACEFUL_SECONDS + 5)
         self.sock.close()
-        if self.listen.path is not None:
+        path = self.listen.path
+        if path is not None and self.identity is not None and _identity(path) == self.identity:
             with contextlib.suppress(OSError):
-                self.listen.path.unlink()
+                path.unlink()  # ours still: someone else's file there is left alone
 
 
 def _quiet_uvicorn() -> None:
@@ -197,53 +232,3 @@ def _quiet_uvicorn() -> None:
         logger = logging.getLogger(name)
         logger.handlers = [logging.NullHandler()]
         logger.propagate = False
-
-
-DRAIN_SECONDS = 30.0  # how long the way out waits for recoveries an alert started
-
-
-class RunningApi:
-    """The API of one process: its app, its server, and its gate reloaded with the config."""
-
-    def __init__(
-        self,
-        session: Session,
-        listen: Listen,
-        insecure: bool,
-        log: EventLog | None = None,
-    ) -> None:
-        from recovery_cli.alert_receiver import AlertReceiver
-        from recovery_cli.api_actions import ApiActions
-        from recovery_cli.api_app import Api
-        from recovery_cli.api_auth import Gate
-
-        api = session.config.api
-        check_exposure(listen, api, insecure)
-        gate = Gate.from_config(api, session.env.environ)
-        receiver = AlertReceiver(
-            api.alertmanager.component_label, api.alertmanager.dedup_seconds, session.env.host
-        )
-        self.session = session
-        actions = ApiActions(session, log.record if log else None)
-        self.api = Api(actions, gate, receiver, log.note if log else None)
-        self.server = ApiServer(self.api.app, listen, api)
-        self.server.start()
-
-    def reload(self) -> str | None:
-        """Tokens again from the reloaded config; the reason when they do not load (the old
-        ones are kept). The address and TLS files stay until a restart."""
-        from recovery_cli.api_auth import Gate
-        from recovery_cli.errors import RecoveryError
-
-        api = self.session.config.api
-        try:
-            self.api.gate = Gate.from_config(api, self.session.env.environ)
-        except RecoveryError as exc:
-            return "; ".join(exc.lines())
-        self.api.receiver.component_label = api.alertmanager.component_label
-        self.api.receiver.dedup_seconds = api.alertmanager.dedup_seconds
-        return None
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.api.background.drain(DRAIN_SECONDS)

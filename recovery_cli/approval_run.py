@@ -27,19 +27,27 @@ class ApprovalFlow:
         self.chain = chain
 
     def approve(
-        self, approval_id: str, operator: str | None, at_prompt: bool = False
+        self,
+        approval_id: str,
+        operator: str | None,
+        at_prompt: bool = False,
+        trigger: str | None = None,
     ) -> ComponentReport:
-        """``at_prompt``: a person said yes at ``recover``'s terminal prompt."""
-        report = self._approve(approval_id, operator, at_prompt)
+        """``at_prompt``: a person said yes at ``recover``'s terminal prompt. ``trigger``:
+        an approval made by automation (the HTTP API): every gate holds for it, the caps and
+        the cooldown included."""
+        report = self._approve(approval_id, operator, at_prompt, trigger)
         self.ctx.tracker.settle_alert(self.ctx.store, report.component)
         self.ctx.send_alerts()  # never while the component lock is held
         return report
 
-    def _approve(self, approval_id: str, operator: str | None, at_prompt: bool) -> ComponentReport:
+    def _approve(
+        self, approval_id: str, operator: str | None, at_prompt: bool, by: str | None
+    ) -> ComponentReport:
         ctx = self.ctx
         approval = self._usable_approval(approval_id)
         name = approval.component
-        trigger = "manual" if at_prompt else "approve"
+        trigger = by or ("manual" if at_prompt else "approve")
         request = RecoverRequest(
             components=(name,),
             strategy=approval.strategy,
@@ -48,7 +56,11 @@ class ApprovalFlow:
             override_conflicts=bool(approval.params.get(OVERRIDE_CONFLICTS)),
         )
         # a person decided: automation's limits, the caps and the cooldown do not hold it back
-        person = replace(request, trigger="manual", override_reason=f"approval {approval.id}")
+        person = (
+            request
+            if by
+            else replace(request, trigger="manual", override_reason=f"approval {approval.id}")
+        )
         with ctx.store.component_lock(name) as lock:
             acquired = lock.acquire(ctx.config.defaults.lock_wait_seconds)
             probe = ctx.components.probe(name, fresh=True)

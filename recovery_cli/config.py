@@ -262,7 +262,7 @@ MAX_API_RATE = 10_000
 class ApiToken(Strict):
     name: ComponentName  # recorded as the operator of what the token does
     env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)]  # the variable that holds the token
-    role: Literal["read", "admin"] = "read"
+    role: Literal["read", "recover", "admin"] = "read"
 
 
 class ApiRateLimit(Strict):
@@ -286,10 +286,11 @@ class ApiConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiConfig:
-        names = [t.name for t in self.tokens]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"token names must be unique: {', '.join(repeated)} repeated")
+        for key in ("name", "env"):
+            values = [getattr(t, key) for t in self.tokens]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"token {key}s must be unique: {', '.join(repeated)} repeated")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         return self

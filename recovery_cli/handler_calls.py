@@ -6,6 +6,7 @@ Handler code is someone else's failure domain: a probe that hangs or raises beco
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TypeVar
 
 from recovery_cli.config import Config
 from recovery_cli.environment import Environment
+from recovery_cli.errors import Terminated
 from recovery_cli.handlers.base import (
     BaseHandler,
     ComponentContext,
@@ -25,6 +27,10 @@ from recovery_cli.registry import HandlerUnavailable, build_handler
 
 T = TypeVar("T")
 GRACE_SECONDS = 0.5
+SLICE_SECONDS = 0.1  # how often a wait looks at ``STOPPING``
+# set when a server stops (``serve``, ``watch --listen``): every call waited on in another
+# thread ends its commands and raises ``Terminated`` there, so its step is recorded interrupted
+STOPPING = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T | TimedOut | Cra
     worker = threading.Thread(target=target, name="recovery-call", daemon=True)
     worker.start()
     try:
-        worker.join(timeout)
+        _join(worker, timeout)
     except BaseException:  # KeyboardInterrupt, Terminated: this run is over, so are its commands
         end_commands()
         raise
@@ -61,6 +67,20 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T | TimedOut | Cra
         end_commands(worker.ident)
         return TimedOut(timeout)
     return box[0]
+
+
+def _join(worker: threading.Thread, timeout: float) -> None:
+    """Wait for ``worker`` up to ``timeout``; ``Terminated`` once the process is stopping."""
+    deadline = time.monotonic() + timeout
+    while worker.is_alive():
+        if STOPPING.is_set():
+            end_commands(worker.ident)
+            worker.join(GRACE_SECONDS)
+            raise Terminated
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        worker.join(min(left, SLICE_SECONDS))
 
 
 class Components:

@@ -31,6 +31,8 @@ class Session:
     state_dir_option: str | Path | None = None  # as given: an empty one is refused
     verbose: bool = False
     env: Environment = field(default_factory=Environment.from_process)
+    # values redacted beyond those the config names (API tokens a reload no longer names)
+    extra_secrets: set[str] = field(default_factory=set)
 
     @cached_property
     def config_file(self) -> Path:
@@ -68,12 +70,19 @@ class Session:
         if "config" not in self.__dict__:
             return Redactor()
         if "_redactor" not in self.__dict__:
-            self.__dict__["_redactor"] = Redactor(secret_values(self.config, self.env.environ))
+            secrets = [*secret_values(self.config, self.env.environ), *self.extra_secrets]
+            self.__dict__["_redactor"] = Redactor(secrets)
         redactor: Redactor = self.__dict__["_redactor"]
         return redactor
 
     def redact(self, text: str) -> str:
         return self.redactor(text)
+
+    def keep_redacting(self, values: list[str]) -> None:
+        new = set(values) - self.extra_secrets
+        if new:
+            self.extra_secrets |= new
+            self.__dict__.pop("_redactor", None)
 
     def store(self, read_only: bool = False) -> Store:
         return Store(

@@ -53,8 +53,11 @@ class Orchestrator:
     def warnings(self) -> list[str]:
         return self.ctx.warnings
 
-    def approve(self, approval_id: str, operator: str | None) -> ComponentReport:
-        return self.approval_flow.approve(approval_id, operator)
+    def approve(
+        self, approval_id: str, operator: str | None, trigger: str | None = None
+    ) -> ComponentReport:
+        """``trigger``: approved by automation (the HTTP API), which every gate holds."""
+        return self.approval_flow.approve(approval_id, operator, trigger=trigger)
 
     def reject(self, approval_id: str, operator: str | None, reason: str) -> Approval:
         return self.approval_flow.reject(approval_id, operator, reason)

@@ -32,7 +32,7 @@ from recovery_cli.run_context import RecoverRequest
 from recovery_cli.sd_notify import Notifier
 
 if TYPE_CHECKING:
-    from recovery_cli.api_server import RunningApi
+    from recovery_cli.api_running import RunningApi
 
 JITTER = 0.1  # each interval is drawn from +-10% around its value
 NAP_SECONDS = 0.2  # the longest sleep between looks at signals and the watchdog
@@ -85,7 +85,8 @@ class EventLog:
 
 def _quoted(value: object) -> str:
     text = str(value)
-    return json.dumps(text) if any(c in text for c in ' "=') else text
+    plain = text.isprintable() and not any(c in text for c in ' "=')
+    return text if plain else json.dumps(text)  # a newline in a value never starts a line
 
 
 class Watcher:

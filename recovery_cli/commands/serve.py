@@ -12,7 +12,7 @@ import typer
 from recovery_cli.commands.shared import InsecureOpt, session_of, warn_config
 
 if TYPE_CHECKING:
-    from recovery_cli.api_server import RunningApi
+    from recovery_cli.api_running import RunningApi
     from recovery_cli.invocation import Session
     from recovery_cli.watch import EventLog
 
@@ -67,7 +67,8 @@ def serve(
 
 
 def start_api(session: Session, listen: str, insecure: bool, log: EventLog) -> RunningApi:
-    from recovery_cli.api_server import RunningApi, parse_listen
+    from recovery_cli.api_running import RunningApi
+    from recovery_cli.api_server import parse_listen
 
     where = parse_listen(listen)
     api = RunningApi(session, where, insecure, log)

@@ -26,13 +26,13 @@ TOKEN_ENV = {
 
 
 def api_section(requests: int = 100, **extra: Any) -> dict[str, Any]:
-    """An ``api:`` block with a read token (grafana), an admin token (oncall) and an admin
-    token for Alertmanager (alertmanager)."""
+    """An ``api:`` block with a read token (grafana), an admin token (oncall) and a
+    recover token for Alertmanager (alertmanager)."""
     section: dict[str, Any] = {
         "tokens": [
             {"name": "grafana", "env": "TEST_READ_TOKEN", "role": "read"},
             {"name": "oncall", "env": "TEST_ADMIN_TOKEN", "role": "admin"},
-            {"name": "alertmanager", "env": "TEST_BOT_TOKEN", "role": "admin"},
+            {"name": "alertmanager", "env": "TEST_BOT_TOKEN", "role": "recover"},
         ],
         "rate_limit": {"requests": requests, "per_seconds": 60},
     }
