@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recovery_cli.commands.shared import InsecureOpt, session_of, warn_config
+from recovery_cli.commands.shared import (
+    InsecureOpt,
+    LogFormatOpt,
+    event_log,
+    session_of,
+    start_api,
+    warn_config,
+)
 
 if TYPE_CHECKING:
     from recovery_cli.api_running import RunningApi
@@ -26,23 +33,14 @@ def serve(
         typer.Option("--listen", help="HOST:PORT or unix:/PATH to serve the HTTP API on."),
     ] = "127.0.0.1:9464",
     insecure: InsecureOpt = False,
-    log_format: Annotated[
-        str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
-    ] = "text",
+    log_format: LogFormatOpt = "text",
 ) -> int:
     """Serve the HTTP API (status, history, approvals, recoveries, Alertmanager receiver)."""
-    from recovery_cli import render
-    from recovery_cli.commands.watch import LOG_FORMATS
-    from recovery_cli.errors import Terminated
-    from recovery_cli.watch import EventLog
+    from recovery_cli.errors import ExitCode, Terminated
 
-    if log_format not in LOG_FORMATS:
-        from recovery_cli.errors import UsageError
-
-        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    log = event_log(log_format, "serve")
     session = session_of(ctx)
     warn_config(session)
-    log = EventLog(render.err, json_lines=log_format == "json", source="serve")
     api = start_api(session, listen, insecure, log)
     reload_asked: list[bool] = []
 
@@ -57,24 +55,13 @@ def serve(
                 _reload(session, api, log)
             time.sleep(NAP_SECONDS)
         log.note("the API server stopped")
-        return 4
+        return int(ExitCode.INTERNAL)
     except Terminated:
         log.note("stopping on SIGTERM")
         return 0
     finally:
         signal.signal(signal.SIGHUP, previous)
         api.stop()
-
-
-def start_api(session: Session, listen: str, insecure: bool, log: EventLog) -> RunningApi:
-    from recovery_cli.api_running import RunningApi
-    from recovery_cli.api_server import parse_listen
-
-    where = parse_listen(listen)
-    api = RunningApi(session, where, insecure, log)
-    tokens = len(session.config.api.tokens)
-    log.note("API listening", listen=str(where), tokens=tokens)
-    return api
 
 
 def _reload(session: Session, api: RunningApi, log: EventLog) -> None:

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from recovery_cli.api_running import RunningApi
     from recovery_cli.invocation import Session
     from recovery_cli.orchestrator import Orchestrator
+    from recovery_cli.watch import EventLog
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ListenOpt = Annotated[
@@ -24,6 +26,10 @@ InsecureOpt = Annotated[
     typer.Option(
         "--insecure", help="Allow a non-loopback --listen without tokens or TLS (not advised)."
     ),
+]
+LOG_FORMATS = ("text", "json")
+LogFormatOpt = Annotated[
+    str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
 ]
 AsOpt = Annotated[
     str | None,
@@ -77,3 +83,25 @@ def trace_records(session: Session, since: str | None) -> None:
         fields = ("event", "component", "strategy", "outcome", "reason", "attempt_id", "detail")
         text = " ".join(f"{k}={record[k]}" for k in fields if record.get(k) not in (None, ""))
         render.err(f"audit {record['ts']} {text}")
+
+
+def event_log(log_format: str, source: str) -> EventLog:
+    """The one-line-per-event log of ``watch`` and ``serve`` on stderr."""
+    from recovery_cli import render
+    from recovery_cli.errors import UsageError
+    from recovery_cli.watch import EventLog
+
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    return EventLog(render.err, json_lines=log_format == "json", source=source)
+
+
+def start_api(session: Session, listen: str, insecure: bool, log: EventLog) -> RunningApi:
+    from recovery_cli.api_running import RunningApi
+    from recovery_cli.api_server import parse_listen
+
+    where = parse_listen(listen)
+    api = RunningApi(session, where, insecure, log)
+    tokens = len(session.config.api.tokens)
+    log.note("API listening", listen=str(where), tokens=tokens)
+    return api

@@ -6,10 +6,17 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import InsecureOpt, ListenOpt, session_of, warn_config
+from recovery_cli.commands.shared import (
+    InsecureOpt,
+    ListenOpt,
+    LogFormatOpt,
+    event_log,
+    session_of,
+    start_api,
+    warn_config,
+)
 
 MAX_INTERVAL = 3600.0
-LOG_FORMATS = ("text", "json")
 
 
 def watch(
@@ -30,25 +37,20 @@ def watch(
         int | None,
         typer.Option("--cycles", help="Stop after this many runs (default: until SIGTERM)."),
     ] = None,
-    log_format: Annotated[
-        str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
-    ] = "text",
+    log_format: LogFormatOpt = "text",
     listen: ListenOpt = None,
     insecure: InsecureOpt = False,
 ) -> int:
     """Probe and recover continuously (under systemd: Type=notify); SIGHUP reloads the config."""
-    from recovery_cli import render
-    from recovery_cli.commands.serve import start_api
     from recovery_cli.errors import UsageError
     from recovery_cli.sd_notify import Notifier
-    from recovery_cli.watch import EventLog, Watcher
+    from recovery_cli.watch import Watcher
 
     if interval is not None and not 0 < interval <= MAX_INTERVAL:
         raise UsageError(f"--interval must be above 0 and at most {MAX_INTERVAL:g} seconds")
     if cycles is not None and cycles < 1:
         raise UsageError("--cycles must be at least 1")
-    if log_format not in LOG_FORMATS:
-        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    log = event_log(log_format, "watch")
     session = session_of(ctx)
     names = list(components or [])
     unknown = [n for n in names if n not in session.config.components]
@@ -56,7 +58,6 @@ def watch(
         known = ", ".join(session.config.components)
         raise UsageError(f"unknown component {unknown[0]!r} (configured: {known})")
     warn_config(session)
-    log = EventLog(render.err, json_lines=log_format == "json")
     api = start_api(session, listen, insecure, log) if listen else None
     watcher = Watcher(session, names, interval, log, Notifier(session.env.environ), api)
     return watcher.run(cycles)
