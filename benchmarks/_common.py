@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,6 +39,16 @@ def median_seconds(argv: Sequence[str], runs: int, env: dict[str, str] | None = 
             check=False,
             env=installed_env(env),
         )
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def timed(fn: Callable[[], object], runs: int) -> float:
+    """The median seconds of ``runs`` calls of ``fn`` in this process."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 

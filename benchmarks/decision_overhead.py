@@ -8,13 +8,12 @@ Usage: python benchmarks/decision_overhead.py [records]"""
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import generate_audit, write_config
+from _common import generate_audit, timed, write_config
 
 from recovery_cli.config import load_config
 from recovery_cli.environment import Environment
@@ -23,15 +22,6 @@ from recovery_cli.orchestrator import Orchestrator, RecoverRequest
 from recovery_cli.store import Store
 
 RUNS = 50
-
-
-def timed(fn: object, runs: int = RUNS) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()  # type: ignore[operator]
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -56,17 +46,17 @@ def main() -> None:
         components = Components(config, env, store.root)
         orchestrator = Orchestrator(config, store, env, components)
         orchestrator.recover(
-            RecoverRequest(components=("app",))
+            RecoverRequest(components=("app",), trigger="cron")
         )  # one failure: cooldown from now on
         handler = components.handler("redis")
-        probe = timed(handler.probe)
+        probe = timed(handler.probe, RUNS)
 
         def run(name: str) -> None:
             fresh = Orchestrator(config, store, env, Components(config, env, store.root))
-            fresh.recover(RecoverRequest(components=(name,)))
+            fresh.recover(RecoverRequest(components=(name,), trigger="cron"))
 
-        healthy = timed(lambda: run("redis"))
-        blocked = timed(lambda: run("app"))
+        healthy = timed(lambda: run("redis"), RUNS)
+        blocked = timed(lambda: run("app"), RUNS)
     print(f"audit trail: {records:,} records over 30 days; {RUNS} runs each, medians")
     print(f"probe alone (command `true`)                 {probe * 1000:6.2f} ms")
     print(

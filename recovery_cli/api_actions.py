@@ -184,10 +184,7 @@ class ApiActions:
             raise NotFound(f"unknown component {name!r}")
 
     def _store(self, read_only: bool = False, actor: Actor | None = None) -> Store:
-        session = self.session
-        store = Store(
-            session.state_dir, self.env, session.redact, read_only, audit_key=session.audit_key
-        )
+        store = self.session.store(read_only, self.env)
         store.on_record = self.on_record
         if actor is not None:
             store.stamp = actor.stamp()

@@ -354,15 +354,7 @@ class AuditLog:
                 yield line
 
     def _parse(self, line: bytes) -> Record | None:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            self.stats.corrupt_lines += 1
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("ts"), str):
-            self.stats.corrupt_lines += 1
-            return None
-        return record
+        return parse_line(line, self.stats)
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -401,7 +393,7 @@ class AuditLog:
         for path in self.files():
             for number, (line, digest) in enumerate(_lines_with_digests(path, self.digester), 1):
                 where = f"{path.name}:{number}"
-                link, keyed = _check_link(where, line, previous, self.digester)
+                link, keyed = check_link(where, line, previous, self.digester)
                 if keyed_seen and not keyed and line is not None:
                     link.append(f"{where}: not keyed after keyed records (re-chained?)")
                 problems += link
@@ -413,7 +405,7 @@ class AuditLog:
         return problems
 
 
-def _check_link(
+def check_link(
     where: str, line: bytes | None, previous: str | None, digester: Digester
 ) -> tuple[list[str], bool]:
     """(problems, whether the line is keyed) for one line against the digest before it."""
@@ -439,6 +431,19 @@ def _check_link(
     if record.get("event") == Event.AUDIT_DAMAGED:
         problems.append(f"{where}: damage found by a later write: {record.get('detail')}")
     return problems, keyed
+
+
+def parse_line(line: bytes | str, stats: ReadStats) -> Record | None:
+    """The record a trail line holds; None (counted in ``stats``) when it holds none."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        stats.corrupt_lines += 1
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("ts"), str):
+        stats.corrupt_lines += 1
+        return None
+    return record
 
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:

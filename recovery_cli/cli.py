@@ -23,6 +23,7 @@ from recovery_cli.commands import (
     metrics,
     recover,
     serve,
+    state,
     status,
     test,
     watch,
@@ -132,6 +133,16 @@ app.command()(dispatched(status.status))
 app.command()(dispatched(metrics.metrics))
 app.command()(dispatched(watch.watch))
 app.command()(dispatched(serve.serve))
+
+state_app = typer.Typer(
+    name="state",
+    no_args_is_help=True,
+    help="The PostgreSQL state backend: schema migrations, trail import and export.",
+)
+state_app.command("migrate")(dispatched(state.migrate))
+state_app.command("import")(dispatched(state.import_))
+state_app.command("export")(dispatched(state.export))
+app.add_typer(state_app)
 
 
 def main() -> None:

@@ -58,6 +58,7 @@ UNHEALTHY_PERCENT = re.compile(r"^(\d{1,3}(\.\d+)?)%$")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # STATE/<component>/ sits beside the state dir's own files and dirs: never one of them
 RESERVED_NAMES = frozenset(
     {"lock", "locks", "audit", "processes", "keys", "tmp", "torn", "state", "errors", "components"}
@@ -200,6 +201,9 @@ class ServiceConfig(Strict):
 
 
 class ComponentConfig(Strict):
+    # with the postgres backend: ``fleet`` shares caps, cooldowns, approvals and lifecycle
+    # across every host that recovers it (one shared Redis); ``host`` keeps them per host
+    scope: Literal["host", "fleet"] = "host"
     kind: str
     priority: Literal["critical", "high", "medium", "low"] = "medium"
     mode: Literal["auto", "approve", "shadow"] = "auto"
@@ -255,7 +259,6 @@ class Alerting(Strict):
     severity: dict[Literal["critical", "high", "medium", "low"], Text] = Field(default_factory=dict)
 
 
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 MAX_API_RATE = 10_000
 
 
@@ -296,9 +299,39 @@ class ApiConfig(Strict):
         return self
 
 
+class StateBackend(Strict):
+    """Where policy state and the audit trail live: the state dir (``file``), or PostgreSQL
+    shared by a fleet (``postgres``, its DSN in the environment variable ``dsn_env``)."""
+
+    backend: Literal["file", "postgres"] = "file"
+    dsn_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
+    connect_timeout_seconds: Number = Field(3.0, gt=0, le=60)
+    lock_timeout_seconds: Number = Field(10.0, gt=0, le=MAX_LOCK_WAIT_SECONDS)
+    statement_timeout_seconds: Number = Field(10.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    idle_in_transaction_timeout_seconds: Number = Field(2.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    keepalive_idle_seconds: Whole = Field(10, ge=1, le=7200)
+    # with postgres: also append every record to the state dir's JSONL trail (its own chain)
+    local_audit: bool = False
+
+    @model_validator(mode="after")
+    def _dsn_named(self) -> StateBackend:
+        if self.backend == "postgres" and not self.dsn_env:
+            raise ValueError("the postgres backend needs dsn_env: the variable holding its DSN")
+        return self
+
+
+class Fleet(Strict):
+    # how many hosts may be acting on fleet components at one time (none: no limit)
+    max_concurrent_actions: Annotated[Whole, Field(ge=1, le=MAX_COMPONENTS)] | None = None
+
+
 class Config(Strict):
     version: Literal[1]
     state_dir: str | None = None
+    # the host name records and host-scoped state use (else $RECOVERY_HOST, else the machine's)
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")] | None = None
+    state: StateBackend = StateBackend()
+    fleet: Fleet = Fleet()
     defaults: Defaults = Defaults()
     audit: AuditConfig = AuditConfig()
     components: dict[ComponentKey, ComponentConfig] = Field(min_length=1, max_length=MAX_COMPONENTS)
@@ -664,6 +697,7 @@ def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
         for spec in component.strategies.values():
             names += _env_names(spec.params)
     names += [token.env for token in config.api.tokens]
+    names += [config.state.dsn_env] if config.state.dsn_env else []
     return sorted(
         {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3},
         key=len,

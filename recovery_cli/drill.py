@@ -13,6 +13,7 @@ from recovery_cli.config import Config
 from recovery_cli.handler_calls import Components, Crashed, TimedOut, call_with_timeout
 from recovery_cli.handlers.base import Check
 from recovery_cli.registry import HandlerUnavailable
+from recovery_cli.store import Store
 
 PREFLIGHT_TIMEOUT = 30.0
 
@@ -25,9 +26,13 @@ class DrillCase:
     detail: str
 
 
-def run_drill(config: Config, components: Components, state_dir: Path) -> list[DrillCase]:
+def run_drill(
+    config: Config, components: Components, state_dir: Path, store: Store | None = None
+) -> list[DrillCase]:
     cases = [DrillCase("-", "config: valid", True, f"{len(config.components)} components")]
     cases.append(_state_dir_case(state_dir))
+    if store is not None and store.backend_name() != "file":
+        cases.append(_backend_case(store))
     for name in config.components:
         cases += _component_cases(config, components, name)
     return cases
@@ -37,6 +42,13 @@ def _state_dir_case(state_dir: Path) -> DrillCase:
     writable = os.access(state_dir, os.W_OK | os.X_OK)
     detail = str(state_dir) if writable else f"{state_dir} is not writable"
     return DrillCase("-", "state dir: writable", writable, detail)
+
+
+def _backend_case(store: Store) -> DrillCase:
+    """The shared state database answers, with its schema migrated."""
+    problem = store.backend_problem()
+    detail = problem or f"{store.backend_name()} answers"
+    return DrillCase("-", f"state backend: {store.backend_name()}", problem is None, detail)
 
 
 def _component_cases(config: Config, components: Components, name: str) -> list[DrillCase]:

@@ -36,6 +36,7 @@ def decide(
     """Gather the facts and ask ``policy.decide``: the one place every gate is decided."""
     config = ctx.config
     now = ctx.store.now()
+    problem, acting, budget = fleet_facts(ctx, name)
     facts = policy.Facts(
         component=name,
         mode=config.components[name].mode,
@@ -50,6 +51,9 @@ def decide(
         unhealthy_components=asking.unhealthy,
         max_unhealthy=max_unhealthy(ctx),
         plan_matches=asking.plan_matches,
+        backend_problem=problem,
+        hosts_acting=acting,
+        fleet_budget=budget,
     )
     wanted = policy.Request(
         by_person=request.by_person,
@@ -59,6 +63,17 @@ def decide(
         force=request.force,
     )
     return policy.decide(facts, wanted, now)
+
+
+def fleet_facts(ctx: RunContext, name: str) -> tuple[str | None, int, int | None]:
+    """What the shared state says about a fleet component: why it cannot be used, how many
+    other hosts are acting, the budget (nothing, for a host component)."""
+    if ctx.config.components[name].scope != "fleet":
+        return None, 0, None
+    budget = ctx.config.fleet.max_concurrent_actions
+    problem = ctx.store.backend_problem()
+    acting = ctx.store.hosts_acting() if budget and not problem else 0
+    return problem, acting, budget
 
 
 def dependencies_down(ctx: RunContext, name: str) -> list[str]:

@@ -101,6 +101,14 @@ class StatsRow:
         return self.__dict__.copy()
 
 
+def stats_of(store: Store, q: HistoryQuery) -> list[StatsRow]:
+    """``stats`` of the store's trail: counted by the backend where it can."""
+    aggregates = store.aggregates()
+    if aggregates is not None:
+        return aggregates.step_stats(q)
+    return stats(store.audit.read_forward(q.since), q)
+
+
 def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
     """Success rate of steps per (component, strategy, failure type)."""
     runs: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -40,7 +40,14 @@ class Session:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_file)
+        config = load_config(self.config_file)
+        self._name_host(config)
+        return config
+
+    def _name_host(self, config: Config) -> None:
+        """The config's ``host:`` names this host, unless ``RECOVERY_HOST`` does."""
+        if config.host and not self.env.environ.get("RECOVERY_HOST"):
+            self.env = replace(self.env, host=config.host)
 
     @cached_property
     def state_dir(self) -> Path:
@@ -58,6 +65,7 @@ class Session:
         """Load the config again (``watch`` on SIGHUP). Raises ``ConfigError`` and keeps
         the loaded one when the new one does not load; the state dir stays as it was."""
         config = load_config(self.config_file)
+        self._name_host(config)
         self.state_dir  # noqa: B018 - fixed by the config the run started with
         self.__dict__["config"] = config
         for cached in ("_redactor", "components", "read_only_components", "audit_key"):
@@ -84,9 +92,23 @@ class Session:
             self.extra_secrets |= new
             self.__dict__.pop("_redactor", None)
 
-    def store(self, read_only: bool = False) -> Store:
+    def store(self, read_only: bool = False, env: Environment | None = None) -> Store:
+        """The state store the config names: the state dir, or PostgreSQL beside it."""
+        env = env or self.env
+        backend = self.config.state
+        if backend.backend == "postgres" and backend.dsn_env:
+            from recovery_cli.pg_store import PgStore
+
+            dsn = self.env.environ.get(backend.dsn_env)
+            if not dsn:
+                raise UsageError(
+                    f"state.dsn_env: environment variable {backend.dsn_env} is not set"
+                )
+            return PgStore(
+                self.state_dir, env, self.config, dsn, self.redact, read_only, self.audit_key
+            )
         return Store(
-            self.state_dir, self.env, self.redact, read_only=read_only, audit_key=self.audit_key
+            self.state_dir, env, self.redact, read_only=read_only, audit_key=self.audit_key
         )
 
     @cached_property

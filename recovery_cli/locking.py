@@ -10,12 +10,25 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from recovery_cli.errors import StateError
 from recovery_cli.statedir import open_private
 
 POLL_INTERVAL = 0.01
+
+
+def poll(attempt: Callable[[], bool], wait: float, interval: float) -> tuple[bool, float]:
+    """Call ``attempt`` until it succeeds or ``wait`` seconds pass: (succeeded, seconds
+    waited)."""
+    start = time.monotonic()
+    while True:
+        if attempt():
+            return True, time.monotonic() - start
+        if time.monotonic() - start >= wait:
+            return False, time.monotonic() - start
+        time.sleep(interval)
 
 
 class FileLock:
@@ -44,16 +57,8 @@ class FileLock:
 
     def acquire(self, wait: float) -> bool:
         assert self.fd is not None
-        start = time.monotonic()
-        while True:
-            if self._try_lock():
-                self.acquired = True
-                self.waited = time.monotonic() - start
-                return True
-            if time.monotonic() - start >= wait:
-                self.waited = time.monotonic() - start
-                return False
-            time.sleep(POLL_INTERVAL)
+        self.acquired, self.waited = poll(self._try_lock, wait, POLL_INTERVAL)
+        return self.acquired
 
     def _try_lock(self) -> bool:
         assert self.fd is not None

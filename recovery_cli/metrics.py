@@ -31,7 +31,9 @@ def build_registry(config: Config, store: Store) -> CollectorRegistry:
 
     registry = CollectorRegistry()
     state = store.load_state()
-    totals = Tally.from_json(state.counters).add(tally(store.audit.read_forward()))
+    aggregates = store.aggregates()
+    counted = aggregates.tally() if aggregates is not None else tally(store.audit.read_forward())
+    totals = Tally.from_json(state.counters).add(counted)
     registry.register(_Snapshot(list(_families(config, store, state, totals))))
     return registry
 
@@ -167,6 +169,14 @@ def _gauges(config: Config, store: Store, state: State) -> Iterator[Metric]:
         "Audit lines skipped as torn or invalid",
         value=store.audit.stats.corrupt_lines,
     )
+    backend = GaugeMetricFamily(
+        "infra_recovery_backend_up",
+        "1 while the state backend answers (postgres; file is always 1), 0 while this host "
+        "works on its local state dir",
+        labels=["backend"],
+    )
+    backend.add_metric([store.backend_name()], 1.0 if store.backend_up() else 0.0)
+    yield backend
 
 
 def exposition(registry: CollectorRegistry) -> str:

@@ -36,6 +36,8 @@ class BlockReason(enum.StrEnum):
     APPROVAL = "approval"
     SHADOW = "shadow"
     PLAN_CHANGED = "plan_changed"
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # a fleet component with its database away
+    FLEET_BUDGET = "fleet_budget"  # fleet.max_concurrent_actions hosts are acting already
 
 
 class HoldReason(enum.StrEnum):
@@ -122,6 +124,9 @@ class Facts:
     unhealthy_components: int = 1
     max_unhealthy: int | None = None
     plan_matches: bool = True  # approve: the approved plan is still what is needed
+    backend_problem: str | None = None  # why the shared state cannot be used (fleet scope)
+    hosts_acting: int = 0  # other hosts acting on fleet components right now
+    fleet_budget: int | None = None  # fleet.max_concurrent_actions, for a fleet component
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,26 @@ def decide(facts: Facts, request: Request, now: float) -> Decision:
                 explain,
             )
     return Decision(Verdict.ACT, LifeState.RECOVERING, explain=explain)
+
+
+def _backend(facts: Facts, request: Request, now: float) -> Decision | None:
+    """A fleet component's caps, approvals and disables are in the database: without it,
+    nothing is known about them, so nothing is done (fail closed)."""
+    if facts.backend_problem is None:
+        return None
+    return _block(BlockReason.BACKEND_UNAVAILABLE, facts.backend_problem)
+
+
+def _fleet_budget(facts: Facts, request: Request, now: float) -> Decision | None:
+    if facts.fleet_budget is None or facts.hosts_acting < facts.fleet_budget:
+        return None
+    if request.override_reason:
+        return None
+    return _block(
+        BlockReason.FLEET_BUDGET,
+        f"{facts.hosts_acting} other host(s) are acting on fleet components "
+        f"(fleet.max_concurrent_actions {facts.fleet_budget})",
+    )
 
 
 def _disabled(facts: Facts, request: Request, now: float) -> Decision | None:
@@ -322,6 +347,7 @@ def _approval(facts: Facts, request: Request, now: float) -> Decision | None:
 
 
 GATES = (
+    _backend,
     _disabled,
     _shadow,
     _dependency,
@@ -331,6 +357,7 @@ GATES = (
     _threshold,
     _flapping,
     _blast_radius,
+    _fleet_budget,
     _day_cap,
     _hour_cap,
     _cooldown,

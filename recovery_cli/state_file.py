@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_cli.approvals import Approval, ApprovalStatus
-from recovery_cli.audit import ChainHead, is_timestamp, map_strings
+from recovery_cli.audit import ChainHead, is_timestamp, map_strings, parse_ts_or
 from recovery_cli.errors import StateError
 from recovery_cli.handlers.util import fsync_directory
 from recovery_cli.statedir import open_private
@@ -103,6 +103,8 @@ class State:
     global_alert: dict[str, Any] | None = None  # the blast-radius alert, while it holds
     counters: dict[str, Any] = field(default_factory=dict)  # totals of pruned day files
     unsent_alerts: list[dict[str, Any]] = field(default_factory=list)  # resolutions to retry
+    # the first record written here while the state database was away (copied there later)
+    unsynced_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class State:
             "global_alert": self.global_alert,
             "counters": self.counters,
             "unsent_alerts": self.unsent_alerts,
+            "unsynced_since": self.unsynced_since,
         }
 
     @classmethod
@@ -149,6 +152,7 @@ class State:
             unsent_alerts=[a for a in data.get("unsent_alerts") or [] if isinstance(a, dict)]
             if isinstance(data.get("unsent_alerts"), list)
             else [],
+            unsynced_since=_timestamp_or_none(data.get("unsynced_since")),
         )
 
 
@@ -215,6 +219,10 @@ class StateFile:
             leftover.unlink(missing_ok=True)  # unlink never follows a symlink
             removed += 1
         return removed
+
+
+def _timestamp_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and parse_ts_or(value, -1.0) >= 0 else None
 
 
 def _write_all(fd: int, payload: bytes) -> None:

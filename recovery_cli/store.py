@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from recovery_cli import statedir
 from recovery_cli.audit import AuditLog, ChainHead, Event, Record, new_id, parse_ts_or
@@ -22,6 +22,18 @@ from recovery_cli.limits import bounded
 from recovery_cli.locking import FileLock
 from recovery_cli.policy import Outcome, Window, build_window, lookback_since
 from recovery_cli.state_file import State, StateFile
+
+if TYPE_CHECKING:
+    from recovery_cli.counters import Tally
+    from recovery_cli.history import HistoryQuery, StatsRow
+
+
+class Aggregates(Protocol):
+    """What ``history --stats`` and ``metrics`` count, computed where the records are."""
+
+    def step_stats(self, query: HistoryQuery) -> list[StatsRow]: ...
+
+    def tally(self) -> Tally: ...
 
 
 @dataclass
@@ -180,6 +192,24 @@ class Store:
             for path in doomed:
                 path.unlink()
         return doomed
+
+    def aggregates(self) -> Aggregates | None:
+        """Counts the backend computes itself (SQL); None: read the trail and count."""
+        return None
+
+    def backend_name(self) -> str:
+        return "file"
+
+    def backend_up(self) -> bool:
+        return True
+
+    def backend_problem(self) -> str | None:
+        """Why shared (fleet) state cannot be used: the file backend has none to lose."""
+        return None
+
+    def hosts_acting(self) -> int:
+        """Other hosts acting on fleet components now (a fleet needs a shared backend)."""
+        return 0
 
     def component_lock(self, component: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{component}.lock")

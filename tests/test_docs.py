@@ -53,6 +53,21 @@ def test_every_command_is_in_the_playbook_and_readme() -> None:
         assert f"recovery {name}" in README, name
 
 
+def test_every_command_group_is_in_the_playbook_and_readme() -> None:
+    groups = {
+        str(group.typer_instance.info.name): [
+            c.name for c in group.typer_instance.registered_commands
+        ]
+        for group in app.registered_groups
+        if group.typer_instance
+    }
+    assert groups == {"state": ["migrate", "import", "export"]}
+    for name, commands in groups.items():
+        for command in commands:
+            assert f"recovery {name} {command}" in PLAYBOOK, command
+            assert f"recovery {name} {command}" in README, command
+
+
 @pytest.mark.parametrize("code", list(ExitCode), ids=[c.name for c in ExitCode])
 def test_every_exit_code_is_in_the_playbook(code: ExitCode) -> None:
     assert re.search(rf"^\| {int(code)} \|", PLAYBOOK, re.M), code
@@ -168,3 +183,22 @@ def command_options() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("command", "option"), command_options())
 def test_every_option_is_in_the_playbook(command: str, option: str) -> None:
     assert f"`{option}" in PLAYBOOK, f"recovery {command} {option}"
+
+
+def test_every_metric_is_in_the_playbook(tmp_path: Path) -> None:
+    from recovery_cli import metrics
+    from recovery_cli.config import parse_config
+    from recovery_cli.environment import Environment
+    from recovery_cli.store import Store
+
+    config = parse_config(
+        "version: 1\ncomponents:\n  app:\n    kind: command\n"
+        '    settings: {probe: ["true"]}\n    chain: [fix]\n'
+        '    strategies: {fix: {params: {command: ["true"]}}}\n',
+        "test.yml",
+    )
+    store = Store(tmp_path / "state", Environment(environ={}))
+    families = {f.name for f in metrics.build_registry(config, store).collect()}
+    assert "infra_recovery_backend_up" in families
+    for name in families:
+        assert f"`{name}" in PLAYBOOK, name

@@ -58,7 +58,7 @@ def history(
         component, start, end, outcome, strategy, event, None if show_stats else limit
     )
     if show_stats:
-        emit_stats(hist.stats(store.audit.read_forward(start), query), json_output)
+        emit_stats(hist.stats_of(store, query), json_output)
     else:
         records = hist.query(store, query)
         render.print_json(records) if json_output else render.history_rows(records)

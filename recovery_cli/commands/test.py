@@ -27,7 +27,7 @@ def drill(
     session = session_of(ctx)
     warn_config(session)
     store = session.store()
-    cases = run_drill(session.config, session.components, session.state_dir)
+    cases = run_drill(session.config, session.components, session.state_dir, store)
     failed = [c for c in cases if not c.ok]
     with store.transaction(session.config.defaults.lock_wait_seconds) as tx:
         tx.record(

@@ -17,6 +17,7 @@ HEAVY = (
     "fastapi",
     "starlette",
     "uvicorn",
+    "psycopg",
 )
 
 PROBE = """
