@@ -17,6 +17,8 @@ import typer
 from recovery_cli import __version__
 from recovery_cli.commands import (
     approve,
+    check,
+    config_cmd,
     disable,
     enable,
     history,
@@ -133,6 +135,7 @@ app.command()(dispatched(status.status))
 app.command()(dispatched(metrics.metrics))
 app.command()(dispatched(watch.watch))
 app.command()(dispatched(serve.serve))
+app.command(cls=check.PluginCommand)(dispatched(check.check))
 
 state_app = typer.Typer(
     name="state",
@@ -143,6 +146,15 @@ state_app.command("migrate")(dispatched(state.migrate))
 state_app.command("import")(dispatched(state.import_))
 state_app.command("export")(dispatched(state.export))
 app.add_typer(state_app)
+
+config_app = typer.Typer(
+    name="config",
+    no_args_is_help=True,
+    help="The config file: check it (like monit -t), or print its JSON Schema for editors.",
+)
+config_app.command("check")(dispatched(config_cmd.check))
+config_app.command("schema")(dispatched(config_cmd.schema))
+app.add_typer(config_app)
 
 
 def main() -> None:

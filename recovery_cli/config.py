@@ -511,7 +511,11 @@ def parse_config(text: str, filename: str) -> Config:
 def _problems(document: yaml_lines.Document, found: list[tuple[Path_, str]]) -> list[ConfigProblem]:
     return [
         ConfigProblem(
-            document.filename, document.line_of(path), yaml_lines.format_path(path), message
+            document.filename,
+            document.line_of(path),
+            yaml_lines.format_path(path),
+            message,
+            document.column_of(path),
         )
         for path, message in found
     ]

@@ -62,9 +62,19 @@ class ConfigProblem:
     line: int
     key: str
     message: str
+    column: int = 0  # from 1; 0: not known
 
     def __str__(self) -> str:
+        return self._text(with_column=False)
+
+    def located(self) -> str:
+        """``file:line:col: key: message``, as compilers and ``promtool`` print."""
+        return self._text(with_column=True)
+
+    def _text(self, with_column: bool) -> str:
         where = f"{self.filename}:{self.line}" if self.line else self.filename
+        if with_column and self.line and self.column:
+            where += f":{self.column}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 

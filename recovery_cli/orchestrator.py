@@ -381,7 +381,8 @@ class Orchestrator:
         steps = tuple(self._dry_step(name, s, probe.failure_type, request) for s in chain)
         return ComponentReport(
             name,
-            ExitCode.OK,
+            # nothing was changed: an unhealthy component is still unhealthy (exit 1)
+            ExitCode.OK if probe.healthy else ExitCode.UNHEALTHY,
             "dry_run",
             probe.health,
             probe.failure_type,

@@ -49,14 +49,22 @@ class Document:
     filename: str
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    columns: dict[KeyPath, int] = field(default_factory=dict)
 
     def line_of(self, path: KeyPath) -> int:
         """The line of the deepest key of ``path`` present in the file."""
+        return self._deepest(path)[0]
+
+    def column_of(self, path: KeyPath) -> int:
+        """The column (from 1) where that key starts."""
+        return self._deepest(path)[1]
+
+    def _deepest(self, path: KeyPath) -> tuple[int, int]:
         for end in range(len(path), -1, -1):
             line = self.lines.get(tuple(path[:end]))
             if line is not None:
-                return line
-        return 1
+                return line, self.columns.get(tuple(path[:end]), 1)
+        return 1, 1
 
 
 class _TooBig(Exception):
@@ -82,8 +90,9 @@ def load(text: str, filename: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        column = mark.column + 1 if mark else 0
         raise ConfigError(
-            [ConfigProblem(filename, line, "", f"YAML syntax error: {exc.problem}")]
+            [ConfigProblem(filename, line, "", f"YAML syntax error: {exc.problem}", column)]
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(filename, 1, "", f"YAML error: {exc}")]) from None
@@ -176,6 +185,7 @@ def _index(root: yaml.Node, document: Document) -> list[ConfigProblem]:
     while stack:
         path, node = stack.pop()
         document.lines.setdefault(path, node.start_mark.line + 1)
+        document.columns.setdefault(path, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             children = list(_mapping_children(path, node, document, problems))
         elif isinstance(node, yaml.SequenceNode):
@@ -200,6 +210,7 @@ def _mapping_children(
             )
         seen.add(key)
         document.lines[(*path, key)] = line
+        document.columns[(*path, key)] = key_node.start_mark.column + 1
         yield (*path, key), value_node
 
 

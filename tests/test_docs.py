@@ -47,6 +47,7 @@ def test_every_command_is_in_the_playbook_and_readme() -> None:
         "metrics",
         "watch",
         "serve",
+        "check",
     }
     for name in names:
         assert f"recovery {name}" in PLAYBOOK, name
@@ -61,7 +62,7 @@ def test_every_command_group_is_in_the_playbook_and_readme() -> None:
         for group in app.registered_groups
         if group.typer_instance
     }
-    assert groups == {"state": ["migrate", "import", "export"]}
+    assert groups == {"state": ["migrate", "import", "export"], "config": ["check", "schema"]}
     for name, commands in groups.items():
         for command in commands:
             assert f"recovery {name} {command}" in PLAYBOOK, command

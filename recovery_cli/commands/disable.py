@@ -11,7 +11,7 @@ from recovery_cli.commands.shared import AsOpt, session_of
 
 def disable(
     ctx: typer.Context,
-    component: Annotated[str, typer.Argument(help="Component to suspend.")],
+    component: Annotated[str, typer.Argument(metavar="COMPONENT", help="Component to suspend.")],
     for_: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h, 1d.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit trail).")],
     operator: AsOpt = None,

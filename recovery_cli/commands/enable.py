@@ -11,7 +11,7 @@ from recovery_cli.commands.shared import AsOpt, session_of
 
 def enable(
     ctx: typer.Context,
-    component: Annotated[str, typer.Argument(help="Component to resume.")],
+    component: Annotated[str, typer.Argument(metavar="COMPONENT", help="Component to resume.")],
     operator: AsOpt = None,
 ) -> int:
     """Lift a `disable` early."""

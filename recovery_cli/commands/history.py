@@ -47,7 +47,7 @@ def history(
 
     store = session_of(ctx).store(read_only=True)
     if verify:
-        return verify_chain(store)
+        return verify_chain(store, json_output)
     if last and since:
         raise UsageError("use --last or --since, not both")
     now = store.now()
@@ -92,13 +92,16 @@ def emit_stats(rows: list[StatsRow], json_output: bool) -> None:
     )
 
 
-def verify_chain(store: Store) -> int:
-    """Every problem on stdout, a summary on stderr; exit 1 when the chain is broken."""
+def verify_chain(store: Store, json_output: bool = False) -> int:
+    """Every problem on stdout (or ``{"intact", "problems"}`` as JSON), a summary on stderr;
+    exit 1 when the chain is broken."""
     from recovery_cli import render
     from recovery_cli.errors import ExitCode
 
     problems = store.audit.verify(store.chain_head())
-    for problem in problems:
+    if json_output:
+        render.print_json({"intact": not problems, "problems": problems})
+    for problem in [] if json_output else problems:
         render.out(problem)
     render.err(
         "audit chain intact" if not problems else f"{len(problems)} problem(s) in the audit chain"

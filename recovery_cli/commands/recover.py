@@ -25,7 +25,11 @@ def recover(
     ctx: typer.Context,
     components: Annotated[
         list[str] | None,
-        typer.Argument(help="Components to recover (default: all, in dependency order)."),
+        typer.Argument(
+            metavar="COMPONENT",
+            help="Components to recover (default: all, in dependency order).",
+            show_default=False,
+        ),
     ] = None,
     component: Annotated[
         list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")

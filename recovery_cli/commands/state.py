@@ -34,7 +34,10 @@ def import_(
     ctx: typer.Context,
     source: Annotated[
         Path | None,
-        typer.Argument(help="An audit dir of JSONL day files (default: the state dir's)."),
+        typer.Argument(
+            metavar="AUDIT_DIR",
+            help="An audit dir of JSONL day files (default: the state dir's).",
+        ),
     ] = None,
 ) -> int:
     """Load a JSONL audit trail (its chain checked first) into the empty database trail."""
@@ -57,7 +60,9 @@ def import_(
 
 def export(
     ctx: typer.Context,
-    target: Annotated[Path, typer.Argument(help="An empty directory for the day files.")],
+    target: Annotated[
+        Path, typer.Argument(metavar="DIR", help="An empty directory for the day files.")
+    ],
 ) -> int:
     """Write the database's audit trail as JSONL day files."""
     from recovery_cli import render

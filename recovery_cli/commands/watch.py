@@ -23,7 +23,9 @@ def watch(
     ctx: typer.Context,
     components: Annotated[
         list[str] | None,
-        typer.Argument(help="Components to watch (default: all)."),
+        typer.Argument(
+            metavar="COMPONENT", help="Components to watch (default: all).", show_default=False
+        ),
     ] = None,
     interval: Annotated[
         float | None,

@@ -30,3 +30,17 @@ def test_history_filters_json_and_stats(ws: Workspace, tmp_path: Path) -> None:
     rates = {(s["component"], s["strategy"]): s["success_rate"] for s in stats}
     assert rates == {("good", "fix"): 1.0, ("bad", "nudge"): 0.0}
     assert ws.run("history", "--verify").returncode == 0
+
+
+def test_verify_with_json_prints_json(ws: Workspace) -> None:
+    ws.write_config(base_config({"app": command_component(["false"], {"fix": ["true"]})}))
+    ws.run("recover")
+    intact = ws.run("history", "--verify", "--json")
+    day = sorted((ws.state / "audit").glob("*.jsonl"))[0]
+    day.write_text(day.read_text().replace('"event":"attempt"', '"event":"attempX"', 1))
+    broken = ws.run("history", "--verify", "--json")
+
+    assert intact.returncode == 0 and json.loads(intact.stdout) == {"intact": True, "problems": []}
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["intact"] is False and report["problems"]

@@ -70,3 +70,18 @@ def test_the_health_a_run_reports_is_the_health_status_shows(
     expected = "failed" if second_step == "failing" else "awaiting_approval"
     assert report["outcome"] == expected
     assert report["health"] == row["health"] == "degraded"
+
+
+def test_a_dry_run_tells_the_truth_in_its_exit_code(ws: Workspace) -> None:
+    ws.write_config(
+        base_config(
+            {
+                "down": command_component(["false"], {"fix": ["true"]}),
+                "up": command_component(["true"], {"fix": ["true"]}),
+            }
+        )
+    )
+    assert ws.run("recover", "down", "--dry-run").returncode == 1  # nothing was changed
+    assert ws.run("recover", "up", "--dry-run").returncode == 0
+    assert ws.run("recover", "up", "--dry-run", "--force").returncode == 0
+    assert not ws.state.exists()
