@@ -99,13 +99,17 @@ class ApiActions:
             self.known(params.component)
         store = self._store(read_only=True)
         now = store.now()
+
+        def some(value: str | None) -> tuple[str, ...]:
+            return (value,) if value else ()
+
         query = hist.HistoryQuery(
-            params.component,
+            some(params.component),
             hist.parse_time(params.since, now) if params.since else None,
             hist.parse_time(params.until, now) if params.until else None,
-            params.outcome,
-            params.strategy,
-            params.event,
+            some(params.outcome),
+            some(params.strategy),
+            some(params.event),
             params.limit,
         )
         return hist.query(store, query)

@@ -68,6 +68,7 @@ class ApprovalFlow:
                 return self._not_needed(approval, probe, operator)
             chain = self._remaining(name, approval)
             plan = self.chain.step_plan(name, approval.strategy, probe.failure_type, person)
+            facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
             with ctx.store.transaction(ctx.wait) as tx:
                 life = ctx.tracker.count_probe(tx, name, probe)
                 matches = self._plan_matches(name, approval, probe, plan, person)

@@ -504,7 +504,8 @@ def parse_config(text: str, filename: str) -> Config:
     problems = _problems(document, _cross_checks(config))
     if problems:
         raise ConfigError(problems)
-    config._warnings = [str(w) for w in _problems(document, _handler_warnings(config))]
+    warnings = _handler_warnings(config) + _backend_warnings(config)
+    config._warnings = [str(w) for w in _problems(document, warnings)]
     return config
 
 
@@ -679,6 +680,23 @@ def _handler_warnings(config: Config) -> list[tuple[Path_, str]]:
     return found
 
 
+def _backend_warnings(config: Config) -> list[tuple[Path_, str]]:
+    """Fleet settings mean nothing on the file backend: each host keeps its own state."""
+    if config.state.backend != "file":
+        return []
+    found: list[tuple[Path_, str]] = [
+        (
+            ("components", name, "scope"),
+            "scope: fleet shares nothing on the file backend (set state.backend: postgres)",
+        )
+        for name, component in config.components.items()
+        if component.scope == "fleet"
+    ]
+    if config.fleet.max_concurrent_actions is not None:
+        found.append((("fleet", "max_concurrent_actions"), "has no effect on the file backend"))
+    return found
+
+
 def _cycle_checks(config: Config) -> list[tuple[Path_, str]]:
     from recovery_cli.graph import find_cycle
 
@@ -702,11 +720,29 @@ def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
             names += _env_names(spec.params)
     names += [token.env for token in config.api.tokens]
     names += [config.state.dsn_env] if config.state.dsn_env else []
-    return sorted(
-        {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3},
-        key=len,
-        reverse=True,
-    )
+    values = {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3}
+    if config.state.dsn_env and environ.get(config.state.dsn_env):
+        values |= dsn_passwords(environ[config.state.dsn_env])
+    return sorted(values, key=len, reverse=True)
+
+
+DSN_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#]*?:(.+)@[^@]*$", re.I | re.S)
+DSN_KEYWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def dsn_passwords(dsn: str) -> set[str]:
+    """The password a DSN holds, as written and decoded: a driver's error may quote either
+    (a password with an unencoded ``@`` or ``%`` is quoted back in the error)."""
+    from urllib.parse import unquote
+
+    found: set[str] = set()
+    match = DSN_USERINFO.match(dsn.strip())
+    if match:
+        found |= {match.group(1), unquote(match.group(1))}
+        found |= {part for part in match.group(1).split("@") if len(part) >= 3}
+    for value in DSN_KEYWORD.findall(dsn):
+        found.add(value.strip("'"))
+    return {value for value in found if len(value) >= 3}
 
 
 def _env_names(values: Mapping[str, Any]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recovery_cli.audit import Event
 from recovery_cli.config import Config
-from recovery_cli.errors import UsageError
+from recovery_cli.errors import BackendUnavailable, UsageError
 from recovery_cli.handlers.util import format_ts
 from recovery_cli.state_file import DisabledEntry
 from recovery_cli.store import Store
@@ -13,7 +13,7 @@ from recovery_cli.store import Store
 def disable(
     config: Config, store: Store, component: str, seconds: float, reason: str, operator: str
 ) -> float:
-    _known(config, component)
+    _known(config, component, store)
     if seconds <= 0:
         raise UsageError("--for must be a positive duration")
     if not reason.strip():
@@ -32,7 +32,7 @@ def disable(
 
 
 def enable(config: Config, store: Store, component: str, operator: str) -> bool:
-    _known(config, component)
+    _known(config, component, store)
     with store.transaction(config.defaults.lock_wait_seconds) as tx:
         if tx.state.disabled.pop(component, None) is None:
             return False
@@ -41,8 +41,11 @@ def enable(config: Config, store: Store, component: str, operator: str) -> bool:
     return True
 
 
-def _known(config: Config, component: str) -> None:
+def _known(config: Config, component: str, store: Store) -> None:
     if component not in config.components:
         raise UsageError(
             f"unknown component {component!r} (configured: {', '.join(config.components)})"
         )
+    problem = store.backend_problem() if config.components[component].scope == "fleet" else None
+    if problem:  # a fleet component's disable lives in the database, for every host
+        raise BackendUnavailable(f"{component} is a fleet component and {problem}")

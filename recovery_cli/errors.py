@@ -99,6 +99,13 @@ class LockTimeout(RecoveryError):
     exit_code = ExitCode.BLOCKED
 
 
+class BackendUnavailable(RecoveryError):
+    """The shared state database did not answer (or went away mid-run): what lives only
+    there (a fleet component's state) is left alone."""
+
+    exit_code = ExitCode.BLOCKED
+
+
 class StateError(RecoveryError):
     """The state directory cannot be used (permissions, full disk, unreadable files)."""
 

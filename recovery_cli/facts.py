@@ -76,6 +76,13 @@ def fleet_facts(ctx: RunContext, name: str) -> tuple[str | None, int, int | None
     return problem, acting, budget
 
 
+def probe_dependencies(ctx: RunContext, name: str) -> None:
+    """Probe the component's dependencies now (the results are kept for the run), so the
+    gate decision that reads them, inside the state transaction, never waits on a probe."""
+    for dependency in ctx.config.components[name].depends_on:
+        ctx.components.probe(dependency)
+
+
 def dependencies_down(ctx: RunContext, name: str) -> list[str]:
     deps = ctx.config.components[name].depends_on
     return [d for d in deps if not ctx.components.probe(d).healthy]

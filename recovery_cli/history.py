@@ -21,12 +21,14 @@ LATEST_EPOCH = 253_370_764_800  # 9999-01-01T00:00:00Z
 
 @dataclass(frozen=True)
 class HistoryQuery:
-    component: str | None = None
+    """Each filter holds the values any of which a record may match (empty: no filter)."""
+
+    components: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
-    outcome: str | None = None
-    strategy: str | None = None
-    event: str | None = None
+    outcomes: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
     limit: int | None = 50
 
 
@@ -67,7 +69,8 @@ def _format_epoch(epoch: float, text: str) -> str:
 
 
 def query(store: Store, q: HistoryQuery) -> list[Record]:
-    needle = f'"component":"{q.component}"'.encode() if q.component else None
+    one = q.components[0] if len(q.components) == 1 else None
+    needle = f'"component":"{one}"'.encode() if one else None
     rows = []
     for record in store.audit.read_back(since=q.since, until=q.until, contains=needle):
         if _matches(record, q):
@@ -78,13 +81,14 @@ def query(store: Store, q: HistoryQuery) -> list[Record]:
 
 
 def _matches(record: Record, q: HistoryQuery) -> bool:
-    if q.component and record.get("component") != q.component:
+    if q.components and record.get("component") not in q.components:
         return False
-    if q.outcome and record.get("outcome") != q.outcome:
+    if q.outcomes and record.get("outcome") not in q.outcomes:
         return False
-    if q.event and record.get("event") != q.event:
+    if q.events and record.get("event") not in q.events:
         return False
-    return not (q.strategy and q.strategy not in str(record.get("strategy", "")).split(","))
+    named = str(record.get("strategy", "")).split(",")
+    return not (q.strategies and not any(s in named for s in q.strategies))
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,7 @@ class Orchestrator:
         with ctx.store.component_lock(name) as lock:
             if not lock.acquire(0):
                 return self._healthy(name, probe, request)
+            facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
             with ctx.store.transaction(ctx.wait) as tx:
                 life = ctx.tracker.count_probe(tx, name, probe)
                 decision = facts.decide(ctx, tx, name, life, [strategy], follow, facts.Asking())
@@ -237,6 +238,7 @@ class Orchestrator:
         ctx = self.ctx
         chain = self._chain(name, probe, request)
         plan = self._first_step_plan(name, chain, probe, request)
+        facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
         with ctx.store.transaction(ctx.wait) as tx:
             life = ctx.tracker.count_probe(tx, name, probe)
             asking = facts.Asking(lock_held=lock_held, unhealthy=unhealthy)
@@ -366,6 +368,7 @@ class Orchestrator:
             return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
         with ctx.store.component_lock(name) if not ctx.store.read_only else _NoLock() as lock:
             held = not lock.acquire(0)
+        facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
         with ctx.store.transaction(ctx.wait) as tx:
             life = observe(
                 ctx.tracker.life(tx.state, name),

@@ -32,8 +32,10 @@ import json
 import math
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,7 @@ from recovery_cli.audit import (
 )
 from recovery_cli.config import Config, StateBackend
 from recovery_cli.environment import Environment
-from recovery_cli.errors import ExitCode, LockTimeout, RecoveryError, StateError
+from recovery_cli.errors import BackendUnavailable, LockTimeout, RecoveryError, StateError
 from recovery_cli.handlers.util import format_ts
 from recovery_cli.policy import DAY_SECONDS, Window, build_window, lookback_since
 from recovery_cli.state_file import State
@@ -67,14 +69,9 @@ PAGE = 1000
 LEASE_SECONDS = 5.0  # a fleet component's lease lapses this long after its holder stops
 LEASE_RENEW_SECONDS = 1.0
 LEASE_POLL_SECONDS = 0.1
+COPY_BATCH = 500  # records copied back per transaction
 # entries of the state document that belong to whole components (split by scope)
 BY_COMPONENT = ("disabled", "components")
-
-
-class BackendUnavailable(RecoveryError):
-    """The state database did not answer (or went away mid-run)."""
-
-    exit_code = ExitCode.BLOCKED
 
 
 def connect(dsn: str, settings: StateBackend) -> Any:
@@ -105,6 +102,25 @@ def connect(dsn: str, settings: StateBackend) -> Any:
         raise BackendUnavailable(f"the state database does not answer: {why}") from None
 
 
+class _Guarded:
+    """A connection whose statements raise the tool's errors, not the driver's."""
+
+    def __init__(self, conn: Any, store: PgStore) -> None:
+        self._conn = conn
+        self._store = store
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        import psycopg
+
+        try:
+            return self._conn.execute(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise self._store.lost(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -113,29 +129,83 @@ def _first_line(exc: BaseException) -> str:
 # -- scopes ---------------------------------------------------------------------------------
 
 
-def split_state(state: State, scopes: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the fleet document, this host's document) of a merged state."""
+SHARED = (*BY_COMPONENT, "approvals", "degraded")
+
+
+def _component_of(key: str, name: str, entry: Any) -> str:
+    """The component an entry of the document's table ``key`` belongs to."""
+    if key in BY_COMPONENT:
+        return name
+    return str(entry.get("component")) if isinstance(entry, Mapping) else ""
+
+
+def split_state(
+    state: State, scopes: Mapping[str, str], loaded_fleet: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the fleet document, this host's document) of a merged state. The fleet document keeps
+    every entry of a component this host does not know as fleet-scoped just as it was
+    loaded: a host whose config lacks a fleet component (or differs about its scope, during a
+    rolling change) never removes or rewrites that component's shared state."""
     data = state.to_json()
     fleet: dict[str, Any] = {"version": data["version"]}
     host = dict(data)
-    for key in BY_COMPONENT:
-        fleet[key] = {k: v for k, v in data[key].items() if scopes.get(k) == "fleet"}
-        host[key] = {k: v for k, v in data[key].items() if scopes.get(k) != "fleet"}
-    for key in ("approvals", "degraded"):
-        fleet[key] = {k: v for k, v in data[key].items() if scopes.get(v["component"]) == "fleet"}
-        host[key] = {k: v for k, v in data[key].items() if scopes.get(v["component"]) != "fleet"}
+    for key in SHARED:
+        kept = {
+            name: entry
+            for name, entry in (loaded_fleet.get(key) or {}).items()
+            if scopes.get(_component_of(key, name, entry)) != "fleet"
+        }
+        mine = {
+            name: entry
+            for name, entry in data[key].items()
+            if scopes.get(_component_of(key, name, entry)) == "fleet"
+        }
+        fleet[key] = {**kept, **mine}
+        host[key] = {
+            name: entry
+            for name, entry in data[key].items()
+            if scopes.get(_component_of(key, name, entry)) != "fleet"
+        }
     host["chain_head"] = None  # the database keeps the chain's head
     return fleet, host
 
 
-def merge_state(fleet: Mapping[str, Any], host: Mapping[str, Any]) -> State:
+def merge_state(
+    fleet: Mapping[str, Any], host: Mapping[str, Any], scopes: Mapping[str, str]
+) -> State:
+    """This host's view: its own document, with the fleet document's entries of the
+    components it knows as fleet-scoped."""
+    _check_document(FLEET_DOC, fleet)
+    _check_document("host", host)
     merged = dict(host)
-    for key in (*BY_COMPONENT, "approvals", "degraded"):
-        merged[key] = {**(host.get(key) or {}), **(fleet.get(key) or {})}
+    for key in SHARED:
+        shared = {
+            name: entry
+            for name, entry in (fleet.get(key) or {}).items()
+            if scopes.get(_component_of(key, name, entry)) == "fleet"
+        }
+        merged[key] = {**(host.get(key) or {}), **shared}
     try:
         return State.from_json(merged)
-    except ValueError as exc:
-        raise StateError(f"the state database holds a damaged document ({exc})") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise _damaged("a", exc) from None
+
+
+def _check_document(scope: str, doc: object) -> None:
+    if not isinstance(doc, Mapping):
+        raise _damaged(scope, ValueError("it is not a JSON object"))
+    for key in SHARED:
+        table = doc.get(key)
+        if table is not None and not isinstance(table, Mapping):
+            raise _damaged(scope, ValueError(f"{key!r} is not an object"))
+
+
+def _damaged(scope: str, exc: BaseException) -> StateError:
+    return StateError(
+        f"the state database holds a damaged {scope} state document ({exc}); look at it with "
+        "`SELECT scope, doc FROM recovery_state`, and delete the damaged row to start that "
+        "scope afresh"
+    )
 
 
 # -- the audit trail in the database ------------------------------------------------------------
@@ -145,11 +215,14 @@ class PgAudit:
     """The audit trail's reading and appending, over ``recovery_audit``."""
 
     def __init__(self, store: PgStore, redact: Callable[[str], str], key: bytes | None) -> None:
-        self.store = store
+        # not a reference cycle: a store nobody holds is freed at once, and its connection
+        # closed with it (a watch makes a store per run)
+        self.store: PgStore = weakref.proxy(store)
         self.redact = redact
         self.digester = Digester(key)
         self.stats = ReadStats()
         self._head: tuple[int, str] | None = None  # within a transaction: the chain's head
+        self._mirror = True
 
     def append(self, record: Record) -> tuple[Record, ChainHead | None]:
         conn = self.store.in_transaction()
@@ -169,7 +242,7 @@ class PgAudit:
             (seq, digest),
         )
         self._head = (seq, digest)
-        if self.store.settings.local_audit:  # a copy on this host, chained on its own
+        if self.store.settings.local_audit and self._mirror:  # a copy, chained on its own
             self.store.local_audit.append(dict(record))
         return record, None
 
@@ -177,9 +250,11 @@ class PgAudit:
         clean = map_strings(record, self.redact)
         return self.redact(json.dumps(clean, separators=(",", ":"), default=str))
 
-    def begin(self) -> None:
-        """A transaction starts: the chain's head is read again when first needed."""
+    def begin(self, mirror: bool = True) -> None:
+        """A transaction starts: the chain's head is read again when first needed;
+        ``mirror``: with ``local_audit``, records go to the local trail too."""
         self._head = None
+        self._mirror = mirror
 
     def _read_head(self, conn: Any) -> tuple[int, str] | None:
         row = conn.execute("SELECT head_seq, head_digest FROM recovery_chain").fetchone()
@@ -269,12 +344,14 @@ class PgAudit:
         cursor = 0
         while True:
             rows = conn.execute(
-                "SELECT seq, line FROM recovery_audit WHERE seq > %s ORDER BY seq LIMIT %s",
+                f"SELECT seq, line, {ROW_COLUMNS} FROM recovery_audit WHERE seq > %s"
+                " ORDER BY seq LIMIT %s",
                 (cursor, PAGE),
             ).fetchall()
-            for seq, line in rows:
+            for seq, line, *columns in rows:
                 data = line.encode() + b"\n"
                 problems += check_link(f"seq {seq}", data, previous, self.digester)[0]
+                problems += _columns_problem(seq, line, tuple(columns))
                 previous = self.digester.of(data)
                 cursor = seq
             if len(rows) < PAGE:
@@ -283,6 +360,20 @@ class PgAudit:
         if damage:
             problems.append(f"chain head: {damage}")
         return problems
+
+
+def _columns_problem(seq: int, line: str, columns: tuple[Any, ...]) -> list[str]:
+    """The columns decisions filter on must say what the (chained) line says: an edited
+    ``ts``, ``event`` or ``host`` column is tampering the chain alone would not show."""
+    try:
+        expected = row_columns(json.loads(line))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return []  # the line itself is reported by the chain check
+    if expected != columns:
+        names = [n.strip() for n in ROW_COLUMNS.split(",")]
+        changed = [n for n, a, b in zip(names, expected, columns, strict=True) if a != b]
+        return [f"seq {seq}: column(s) {', '.join(changed)} differ from the record (edited?)"]
+    return []
 
 
 ROW_COLUMNS = (
@@ -334,7 +425,6 @@ class PgStore(Store):
         audit_key: bytes | None = None,
     ) -> None:
         super().__init__(root, env, redact, read_only, audit_key)
-        self.local_audit = self.audit
         self.redact = redact
         self.settings = config.state
         self.scopes = {name: c.scope for name, c in config.components.items()}
@@ -348,10 +438,34 @@ class PgStore(Store):
 
     # -- the connection -----------------------------------------------------------------------
 
+    @property
+    def audit(self) -> Any:
+        """The database's trail once it answers, else the state dir's (asked on first use:
+        a reader never gets the local trail only because it asked before connecting)."""
+        return self.pg_audit if self.reach() else self.local_audit
+
+    @audit.setter
+    def audit(self, value: Any) -> None:
+        self.local_audit = value  # the file backend's trail, set by ``Store.__init__``
+
     def connection(self) -> Any:
+        """The connection, each statement's database error turned into ``BackendUnavailable``
+        (exit 3; ``watch`` goes on to its next run) or ``LockTimeout``, never a traceback."""
         if self._conn is None:
             raise BackendUnavailable(self.backend_error or "the state database is not connected")
-        return self._conn
+        return _Guarded(self._conn, self)
+
+    def lost(self, exc: Exception) -> RecoveryError:
+        """What a database error means for this run; a broken connection is dropped (the
+        rest of the run works on the state dir, the next run connects again)."""
+        import psycopg
+
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return LockTimeout("another recovery run holds the state database's lock")
+        why = f"the state database failed: {_first_line(exc)}"
+        if self._conn is None or self._conn.broken or self._conn.closed:
+            self._drop(why)
+        return BackendUnavailable(why)
 
     def in_transaction(self) -> Any:
         if self._tx_conn is None:
@@ -367,7 +481,6 @@ class PgStore(Store):
             self._measure_offset()
             self._check_schema()
             self._up = True
-            self.audit = self.pg_audit  # type: ignore[assignment]
             if not self.read_only:
                 self._copy_local_records()
         except BackendUnavailable as exc:
@@ -377,7 +490,6 @@ class PgStore(Store):
     def _drop(self, why: str) -> None:
         self._up = False
         self.backend_error = why
-        self.audit = self.local_audit
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -429,18 +541,18 @@ class PgStore(Store):
             with self._local_lock(wait), conn.transaction():
                 self._lock(conn, wait)
                 fleet, host = self._docs(conn)
-                tx = Transaction(self, merge_state(fleet, host))
+                tx = Transaction(self, merge_state(fleet, host, self.scopes))
                 self.pg_audit.begin()
                 self._tx_conn = conn
                 try:
                     yield tx
                 finally:
                     self._tx_conn = None
-                if tx.dirty:
-                    self._save(conn, tx.state, (fleet, host))
-        except psycopg.OperationalError as exc:
-            self._drop(f"the state database went away: {_first_line(exc)}")
-            raise BackendUnavailable(self.backend_error) from None
+                mirror = tx.dirty and self._save(conn, tx.state, (fleet, host))
+        except psycopg.Error as exc:  # the commit itself, or a rollback on a dead connection
+            raise self.lost(exc) from None
+        if mirror:
+            self._mirror(tx.state)
         if self.on_record is not None:
             for record in tx.written:
                 self.on_record(record)
@@ -460,18 +572,12 @@ class PgStore(Store):
             yield
 
     def _lock(self, conn: Any, wait: float) -> None:
-        import psycopg
 
-        try:
-            conn.execute(
-                "SELECT set_config('lock_timeout', %s, true),"
-                " pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"{max(1, int(wait * 1000))}ms", STATE_LOCK),
-            )
-        except psycopg.errors.LockNotAvailable:
-            raise LockTimeout(
-                f"another recovery run holds the state database's lock (waited {wait:g}s)"
-            ) from None
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, true),"
+            " pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{max(1, int(wait * 1000))}ms", STATE_LOCK),
+        )
 
     def _docs(self, conn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         rows = conn.execute(
@@ -479,7 +585,7 @@ class PgStore(Store):
             (FLEET_DOC, self._host_doc),
         ).fetchall()
         found = dict(rows)
-        return found.get(FLEET_DOC) or {}, found.get(self._host_doc) or {}
+        return found.get(FLEET_DOC, {}), found.get(self._host_doc, {})
 
     @property
     def _host_doc(self) -> str:
@@ -487,24 +593,33 @@ class PgStore(Store):
 
     def _load(self, conn: Any) -> State:
         fleet, host = self._docs(conn)
-        return merge_state(fleet, host)
+        return merge_state(fleet, host, self.scopes)
 
-    def _save(self, conn: Any, state: State, loaded: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        """Write the documents that changed (only the ones that did)."""
-        fleet, host = split_state(state, self.scopes)
-        for scope, doc, before in (
-            (FLEET_DOC, fleet, loaded[0]),
-            (self._host_doc, host, loaded[1]),
-        ):
-            payload = self.redact(json.dumps(map_strings(doc, self.redact), sort_keys=True))
-            if before and json.loads(payload) == before:
-                continue
-            conn.execute(
-                "INSERT INTO recovery_state (scope, doc) VALUES (%s, %s::jsonb)"
-                " ON CONFLICT (scope) DO UPDATE SET doc = excluded.doc,"
-                " updated_at = clock_timestamp()",
-                (scope, payload),
-            )
+    def _save(self, conn: Any, state: State, loaded: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+        """Write the documents that changed (only the ones that did); whether this host's
+        own document did."""
+        fleet, host = split_state(state, self.scopes, loaded[0])
+        if self._changed(fleet, loaded[0]):
+            self._write_doc(conn, FLEET_DOC, fleet)
+        host_changed = self._changed(host, loaded[1])
+        if host_changed:
+            self._write_doc(conn, self._host_doc, host)
+        return host_changed
+
+    def _changed(self, doc: dict[str, Any], before: dict[str, Any]) -> bool:
+        return not before or self._payload(doc) != json.dumps(before, sort_keys=True)
+
+    def _payload(self, doc: dict[str, Any]) -> str:
+        text = self.redact(json.dumps(map_strings(doc, self.redact), sort_keys=True))
+        return json.dumps(json.loads(text), sort_keys=True)
+
+    def _write_doc(self, conn: Any, scope: str, doc: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO recovery_state (scope, doc) VALUES (%s, %s::jsonb)"
+            " ON CONFLICT (scope) DO UPDATE SET doc = excluded.doc,"
+            " updated_at = clock_timestamp()",
+            (scope, self._payload(doc)),
+        )
 
     def load_state(self) -> State:
         if not self.reach():
@@ -585,30 +700,64 @@ class PgStore(Store):
     # -- records written while the database was away -----------------------------------------
 
     def _copy_local_records(self) -> None:
-        """Append to the database, in order, the local records written since it went away;
-        a record already there (by its id) is skipped, so a copy cut short is resumed."""
+        """Append to the database, in order, the local records written since it went away
+        (``COPY_BATCH`` a transaction, so no other host waits long); a record already there
+        (by its id) is skipped, so a copy cut short is resumed. Then this host's document
+        takes the state dir's host-scoped state, which was the one in force meanwhile (a
+        disable made while the database was away keeps holding)."""
         local = super().load_state()
         since = local.unsynced_since
         if not since:
             return
-        conn = self.connection()
-        with conn.transaction():
-            self._lock(conn, self.settings.lock_timeout_seconds)
-            self.pg_audit.begin()
-            self._tx_conn = conn
-            try:
-                for record in self.local_audit.read_forward(since):
-                    exists = conn.execute(
-                        "SELECT 1 FROM recovery_audit WHERE id = %s", (str(record["id"]),)
-                    ).fetchone()
-                    if exists is None:
-                        record.pop("prev_hash", None)
-                        self.pg_audit.append(record)
-            finally:
-                self._tx_conn = None
+        batch: list[Record] = []
+        for record in self.local_audit.read_forward(since):
+            batch.append(record)
+            if len(batch) >= COPY_BATCH:
+                self._copy_batch(batch)
+                batch = []
+        self._copy_batch(batch, local)
         with super().transaction(self.settings.lock_timeout_seconds) as tx:
             tx.state.unsynced_since = None
             tx.changed()
+
+    def _copy_batch(self, records: list[Record], local: State | None = None) -> None:
+        conn = self.connection()
+        with conn.transaction():
+            self._lock(conn, self.settings.lock_timeout_seconds)
+            self.pg_audit.begin(mirror=False)  # these are in the local trail already
+            self._tx_conn = conn
+            try:
+                ids = [str(r["id"]) for r in records]
+                present = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM recovery_audit WHERE id = ANY(%s)", (ids,)
+                    ).fetchall()
+                }
+                for record in records:
+                    if str(record["id"]) not in present:
+                        record.pop("prev_hash", None)
+                        self.pg_audit.append(record)
+                if local is not None:
+                    self._restore_host_document(conn, local)
+            finally:
+                self._tx_conn = None
+
+    def _restore_host_document(self, conn: Any, local: State) -> None:
+        fleet, _ = self._docs(conn)
+        _, restored = split_state(local, self.scopes, fleet)
+        restored["unsynced_since"] = None
+        self._write_doc(conn, self._host_doc, restored)
+
+    def _mirror(self, state: State) -> None:
+        """This host's copy of the state on the state dir, for the time the database does
+        not answer (its host components then go on from what was in force)."""
+        from recovery_cli.locking import FileLock
+
+        with contextlib.suppress(RecoveryError, OSError), FileLock(self.root, True) as lock:
+            if lock.acquire(self.settings.lock_timeout_seconds):
+                local = self.state_file.load()
+                self.state_file.save(replace(state, unsynced_since=local.unsynced_since))
 
 
 def _first_ts(tx: Transaction) -> str | None:
@@ -661,23 +810,27 @@ class Lease:
 
     def _renew(self) -> None:
         """On a connection of its own (the run's may be busy in a transaction), opened only
-        when the first renewal is due: most leases are released before that."""
-        if self._stop.wait(LEASE_RENEW_SECONDS):
-            return
-        try:
-            conn = connect(self.store.dsn, self.store.settings)
-        except BackendUnavailable:
-            return
-        with conn:
-            while True:
+        when the first renewal is due (most leases are released before that), and opened
+        again after any failure: a database that restarts while the step runs does not let
+        the lease lapse under a holder that is still acting."""
+        conn: Any = None
+        while not self._stop.wait(LEASE_RENEW_SECONDS):
+            try:
+                conn = conn or connect(self.store.dsn, self.store.settings)
+                conn.execute(
+                    "INSERT INTO recovery_leases (key, holder, host, expires_at)"
+                    " VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s))"
+                    " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at"
+                    " WHERE recovery_leases.holder = excluded.holder",
+                    (self.key, self.holder, self.store.env.host, LEASE_SECONDS),
+                )
+            except Exception:
                 with contextlib.suppress(Exception):
-                    conn.execute(
-                        "UPDATE recovery_leases SET expires_at = clock_timestamp()"
-                        " + make_interval(secs => %s) WHERE key = %s AND holder = %s",
-                        (LEASE_SECONDS, self.key, self.holder),
-                    )
-                if self._stop.wait(LEASE_RENEW_SECONDS):
-                    return
+                    conn and conn.close()
+                conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def release(self) -> None:
         self._stop.set()
@@ -701,21 +854,21 @@ class PgAggregates:
     def step_stats(self, query: HistoryQuery) -> list[StatsRow]:
         from recovery_cli.history import StatsRow
 
-        if query.event not in (None, Event.STEP.value):
+        if query.events and Event.STEP.value not in query.events:
             return []
-        where, params = ["event = 'step'"], []
-        for column, value, compare in (
-            ("ts", query.since, ">="),
-            ("ts", query.until, "<="),
-            ("component", query.component, "="),
-            ("outcome", query.outcome, "="),
-        ):
+        where: list[str] = ["event = 'step'"]
+        params: list[object] = []
+        for column, value, compare in (("ts", query.since, ">="), ("ts", query.until, "<=")):
             if value is not None:
                 where.append(f"{column} {compare} %s")
                 params.append(value)
-        if query.strategy:
-            where.append("strpos(',' || coalesce(strategy, '') || ',', %s) > 0")
-            params.append(f",{query.strategy},")
+        for column, values in (("component", query.components), ("outcome", query.outcomes)):
+            if values:
+                where.append(f"{column} = ANY(%s)")
+                params.append(list(values))
+        if query.strategies:
+            where.append("string_to_array(coalesce(strategy, ''), ',') && %s::text[]")
+            params.append(list(query.strategies))
         rows = self.conn.execute(
             "SELECT coalesce(component, 'None'), coalesce(strategy, 'None'),"
             " coalesce(nullif(failure_type, ''), '-'), count(*),"

@@ -193,6 +193,9 @@ class Store:
                 path.unlink()
         return doomed
 
+    def close(self) -> None:
+        """Let go of what the backend holds open (the file backend holds nothing)."""
+
     def aggregates(self) -> Aggregates | None:
         """Counts the backend computes itself (SQL); None: read the trail and count."""
         return None

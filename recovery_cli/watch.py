@@ -152,6 +152,7 @@ class Watcher:
             self.log.note(f"{name}: {'; '.join(exc.lines())}")
             reports = []
         finally:
+            store.close()
             self.schedule.after(name, self._interval(name), time.monotonic())
             self._track(name)  # after a restart, the new process
         for warning in runner.warnings:

@@ -28,6 +28,10 @@ def test_the_cronjob_never_overlaps_never_retries_and_ends_a_hung_run() -> None:
     env = {e["name"]: e for e in container["env"]}
     assert "secretKeyRef" in env["RECOVERY_DATABASE_URL"]["valueFrom"]  # never inline
     assert env["RECOVERY_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    volumes = {v["name"]: v for v in template["template"]["spec"]["volumes"]}
+    assert (
+        "hostPath" in volumes["state"]
+    )  # outlives the pod: records kept while the database is away
 
 
 def test_the_playbook_names_the_manifest_and_its_settings() -> None:

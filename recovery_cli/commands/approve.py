@@ -11,6 +11,7 @@ from recovery_cli.commands.shared import (
     JsonOpt,
     orchestrator,
     session_of,
+    warn_backend,
 )
 
 
@@ -36,6 +37,7 @@ def approve(
         if reject:
             raise UsageError("--reject needs an approval ID")
         store = session.store(read_only=True)
+        warn_backend(store)
         rows = approvals.pending(store.load_state(), store.now())
         if json_output:
             render.print_json([a.to_json() for a in rows])

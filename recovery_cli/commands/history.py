@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, session_of
+from recovery_cli.commands.shared import JsonOpt, session_of, warn_backend
 
 if TYPE_CHECKING:
     from recovery_cli.history import StatsRow
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 def history(
     ctx: typer.Context,
-    component: Annotated[str | None, typer.Option("--component", "-c")] = None,
+    component: Annotated[
+        list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")
+    ] = None,
     last: Annotated[
         str | None, typer.Option("--last", help="Window ending now, e.g. 30m, 24h, 7d.")
     ] = None,
@@ -27,11 +29,15 @@ def history(
         str | None, typer.Option("--until", help="End, same forms as --since.")
     ] = None,
     outcome: Annotated[
-        str | None, typer.Option("--outcome", help="success, failed, blocked, started, ...")
+        list[str] | None,
+        typer.Option("--outcome", help="success, failed, blocked, started, ... (repeatable)."),
     ] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    strategy: Annotated[
+        list[str] | None, typer.Option("--strategy", "-s", help="A strategy (repeatable).")
+    ] = None,
     event: Annotated[
-        str | None, typer.Option("--event", help="attempt, step, blocked, approved, ...")
+        list[str] | None,
+        typer.Option("--event", help="attempt, step, blocked, approved, ... (repeatable)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many records.")] = 50,
     show_stats: Annotated[
@@ -46,6 +52,7 @@ def history(
     from recovery_cli.errors import UsageError
 
     store = session_of(ctx).store(read_only=True)
+    warn_backend(store)
     if verify:
         return verify_chain(store, json_output)
     if last and since:
@@ -55,7 +62,13 @@ def history(
     start = hist.parse_time(window_start, now) if window_start else None
     end = hist.parse_time(until, now) if until else None
     query = hist.HistoryQuery(
-        component, start, end, outcome, strategy, event, None if show_stats else limit
+        tuple(component or ()),
+        start,
+        end,
+        tuple(outcome or ()),
+        tuple(strategy or ()),
+        tuple(event or ()),
+        None if show_stats else limit,
     )
     if show_stats:
         emit_stats(hist.stats_of(store, query), json_output)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from recovery_cli.api_running import RunningApi
     from recovery_cli.invocation import Session
     from recovery_cli.orchestrator import Orchestrator
+    from recovery_cli.store import Store
     from recovery_cli.watch import EventLog
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -49,6 +50,16 @@ def orchestrator(session: Session, read_only: bool = False) -> Orchestrator:
     components = session.read_only_components if read_only else session.components
     store = session.store(read_only)
     return Orchestrator(session.config, store, session.env, components, render.ask)
+
+
+def warn_backend(store: Store) -> None:
+    """On stderr, when the state database does not answer: what follows is this host's
+    state dir, not the fleet's state."""
+    from recovery_cli import render
+
+    problem = store.backend_problem()
+    if problem:
+        render.err(f"warning: {problem}; showing this host's state dir instead")
 
 
 def warn_config(session: Session) -> None:

@@ -21,7 +21,7 @@ def migrate(ctx: typer.Context) -> int:
     from recovery_cli.pg_schema import LATEST, migrate
 
     session = session_of(ctx)
-    with _database(session) as conn:
+    with _database(session, migrating=True) as conn:
         applied = migrate(conn)
     if applied:
         render.out(f"schema at version {LATEST} (applied {', '.join(map(str, applied))})")
@@ -66,17 +66,34 @@ def export(
 ) -> int:
     """Write the database's audit trail as JSONL day files."""
     from recovery_cli import render
+    from recovery_cli.errors import StateError, UsageError
     from recovery_cli.pg_transfer import export_trail
 
     session = session_of(ctx)
     with _database(session) as conn:
-        count = export_trail(conn, target)
+        try:
+            count = export_trail(conn, target)
+        except (OSError, StateError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise UsageError(f"cannot write to {target}: {why}") from None
     render.out(f"exported {count} records to {target}")
     return 0
 
 
+def _check_migrated(conn: Any) -> None:
+    from recovery_cli.errors import UsageError
+    from recovery_cli.pg_schema import LATEST, current_version
+
+    have = current_version(conn)
+    if have < LATEST:
+        raise UsageError(
+            f"the state database's schema is at version {have}, not {LATEST}: "
+            "run `recovery state migrate` first"
+        )
+
+
 @contextlib.contextmanager
-def _database(session: Session) -> Iterator[Any]:
+def _database(session: Session, migrating: bool = False) -> Iterator[Any]:
     """A connection to the configured state database (exit 2 when none is configured), for a
     maintenance command a person runs: no statement timeout; a database error is one line."""
     import psycopg
@@ -86,6 +103,8 @@ def _database(session: Session) -> Iterator[Any]:
     with _connect(session) as conn:
         conn.execute("SET statement_timeout = 0")
         try:
+            if not migrating:
+                _check_migrated(conn)
             yield conn
         except psycopg.Error as exc:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]

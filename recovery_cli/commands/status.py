@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, session_of, warn_config
+from recovery_cli.commands.shared import JsonOpt, session_of, warn_backend, warn_config
 
 
 def status(
@@ -26,9 +26,9 @@ def status(
 
     session = session_of(ctx)
     warn_config(session)
-    rows = component_status(
-        session.config, session.store(read_only=True), session.read_only_components, not no_probe
-    )
+    store = session.store(read_only=True)
+    warn_backend(store)
+    rows = component_status(session.config, store, session.read_only_components, not no_probe)
     if json_output:
         render.print_json([r.to_json() for r in rows])
     else:

@@ -5,88 +5,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tests.support.cli import child_env
+from tests.support.fleet import DSN_ENV, Fleet, failing_component, private_fleet
 
 pytestmark = pytest.mark.slow
-
-DSN_ENV = "TEST_RECOVERY_DSN"
-
-
-class Fleet:
-    """One config, and a state dir per simulated host."""
-
-    def __init__(self, root: Path, dsn: str) -> None:
-        self.root = root
-        self.dsn = dsn
-        self.config = root / "recovery_config.yml"
-
-    def write_config(self, components: Mapping[str, Any], **extra: Any) -> None:
-        config = {
-            "version": 1,
-            "defaults": {
-                "cooldown_seconds": 0,
-                "max_attempts_per_hour": 3,
-                "lock_wait_seconds": 60,
-                "retry": {"attempts": 1, "initial_delay": 0, "jitter": False},
-            },
-            "state": {"backend": "postgres", "dsn_env": DSN_ENV},
-            "components": dict(components),
-            **extra,
-        }
-        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def argv(self, host: str, *args: str) -> list[str]:
-        state = self.root / f"state-{host}"
-        base = [sys.executable, "-m", "recovery_cli", "--config", str(self.config)]
-        return [*base, "--state-dir", str(state), *args]
-
-    def env(self, host: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return child_env({"RECOVERY_HOST": host, DSN_ENV: self.dsn, **(extra or {})})
-
-    def run(
-        self, host: str, *args: str, env: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.argv(host, *args),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=self.env(host, env),
-            stdin=subprocess.DEVNULL,
-        )
-
-    def rows(self, event: str | None = None) -> list[dict[str, Any]]:
-        with psycopg.connect(self.dsn) as conn:
-            lines = conn.execute("SELECT line FROM recovery_audit ORDER BY seq").fetchall()
-        records = [json.loads(line) for (line,) in lines]
-        return [r for r in records if event is None or r["event"] == event]
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, pg_dsn: str) -> Fleet:
     return Fleet(tmp_path, pg_dsn)
-
-
-def failing_component(
-    tmp_path: Path, scope: str, fix: Sequence[str] = ("sleep", "0.1")
-) -> dict[str, Any]:
-    return {
-        "kind": "command",
-        "scope": scope,
-        "settings": {"probe": ["test", "-f", str(tmp_path / "never")]},
-        "chain": ["fix"],
-        "strategies": {"fix": {"params": {"command": list(fix)}}},
-    }
 
 
 def test_twenty_runs_from_four_hosts_share_one_cap_on_a_fleet_component(
@@ -154,9 +88,6 @@ def test_with_the_database_killed_fleet_components_fail_closed_and_host_ones_rec
     import threading
     import time
 
-    from recovery_cli.pg_schema import migrate
-    from tests.support.postgres import running_postgres
-
     flags = tmp_path / "flags"
     flags.mkdir()
     local = {
@@ -168,11 +99,7 @@ def test_with_the_database_killed_fleet_components_fail_closed_and_host_ones_rec
             "fix": {"params": {"command": ["sh", "-c", f'touch "{flags}/$RECOVERY_HOST"']}}
         },
     }
-    with running_postgres() as server:
-        dsn = server.create_database()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
-        fleet = Fleet(tmp_path, dsn)
+    with private_fleet(tmp_path) as (server, fleet):
         fleet.write_config(
             {"shared": failing_component(tmp_path, "fleet"), "local": local},
             fleet={"max_concurrent_actions": 4},

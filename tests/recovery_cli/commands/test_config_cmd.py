@@ -64,3 +64,16 @@ def test_the_schema_accepts_the_shipped_config_and_refuses_an_unknown_key(ws: Wo
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**shipped, "colour": "blue"}, schema)
     assert schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_fleet_settings_on_the_file_backend_are_warned_about(ws: Workspace, tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(
+        "version: 1\nfleet: {max_concurrent_actions: 1}\ncomponents:\n  app:\n"
+        '    kind: command\n    scope: fleet\n    settings: {probe: ["true"]}\n'
+        '    chain: [fix]\n    strategies: {fix: {params: {command: ["true"]}}}\n'
+    )
+    result = ws.run("config", "check", str(config))
+    assert result.returncode == 0
+    assert "components.app.scope: scope: fleet shares nothing on the file backend" in result.stderr
+    assert "fleet.max_concurrent_actions: has no effect on the file backend" in result.stderr

@@ -44,3 +44,26 @@ def test_verify_with_json_prints_json(ws: Workspace) -> None:
     assert broken.returncode == 1
     report = json.loads(broken.stdout)
     assert report["intact"] is False and report["problems"]
+
+
+def test_filters_repeat(ws: Workspace) -> None:
+    ws.write_config(
+        base_config(
+            {
+                "a": command_component(["false"], {"fix": ["true"]}),
+                "b": command_component(["false"], {"fix": ["true"]}),
+                "c": command_component(["false"], {"fix": ["true"]}),
+            }
+        )
+    )
+    ws.run("recover")
+    ws.run("recover")  # now refused by the cooldown: blocked records
+    both = json.loads(
+        ws.run("history", "--event", "attempt", "--event", "blocked", "--json").stdout
+    )
+    two = json.loads(ws.run("history", "-c", "a", "-c", "b", "--json").stdout)
+    stats = json.loads(ws.run("history", "--stats", "-c", "a", "-c", "c", "--json").stdout)
+
+    assert {r["event"] for r in both} == {"attempt", "blocked"}
+    assert {r["component"] for r in two} == {"a", "b"}
+    assert {r["component"] for r in stats} == {"a", "c"}
