@@ -106,7 +106,7 @@ def test_dry_run_changes_nothing_on_disk(ws: Workspace, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     flag_config(ws, flag)
     result = ws.run("recover", "--dry-run")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # still unhealthy: nothing was done
     assert "would run: touch" in result.stdout
     assert not flag.exists()
     assert not ws.state.exists()

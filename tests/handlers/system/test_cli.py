@@ -98,7 +98,7 @@ def test_full_disk_cleaned_with_every_path_in_the_audit(
     assert all(path.exists() for path in junk)
     run = ws.run("recover", "system")
 
-    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.returncode == 1, dry.stdout + dry.stderr  # still full: nothing was done
     assert "would remove 3 files, 750000 B" in dry.stdout
     assert run.returncode == 0, run.stdout + run.stderr
     assert not any(path.exists() for path in junk) and canary.exists()
