@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.cli import Lines, Workspace
+from tests.support.cli import Lines, Workspace, base_config, command_component
 from tests.support.net import free_port
 
 READ_TOKEN = "read-token-0123456789abcdef"
@@ -87,3 +89,27 @@ def running_api(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def app_config(flag: Path, fix: list[str] | None = None, **api: Any) -> dict[str, Any]:
+    """One ``kind: command`` component (probe: ``flag`` exists; fix: ``fix``, default
+    touching it), no cooldown, a cap of 50, and ``api_section(**api)``."""
+    component = command_component(["test", "-f", str(flag)], {"fix": fix or ["touch", str(flag)]})
+    config = base_config({"app": component}, cooldown_seconds=0, max_attempts_per_hour=50)
+    config["api"] = api_section(**api)
+    return config
+
+
+def wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def close_streams(proc: subprocess.Popen[str]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()

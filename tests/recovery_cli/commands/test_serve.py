@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import stat
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,19 +21,15 @@ from tests.support.api import (
     READ_TOKEN,
     TOKEN_ENV,
     ApiProcess,
-    api_section,
+    app_config,
+    close_streams,
     running_api,
+    wait_for,
 )
-from tests.support.cli import Lines, Workspace, base_config, command_component
+from tests.support.cli import Lines, Workspace
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def app_config(flag: Path, **api: Any) -> dict[str, Any]:
-    component = command_component(["test", "-f", str(flag)], {"fix": ["touch", str(flag)]})
-    config = base_config({"app": component}, cooldown_seconds=0, max_attempts_per_hour=50)
-    config["api"] = api_section(**api)
-    return config
 
 
 @pytest.fixture
@@ -165,7 +160,7 @@ def test_a_non_loopback_address_needs_tokens_and_tls_or_insecure(ws: Workspace, 
 
 def test_insecure_allows_a_non_loopback_address(ws: Workspace, flag: Path) -> None:
     ws.write_config(app_config(flag))
-    port = _free_any_port()
+    port = free_port("0.0.0.0")
     proc = ws.popen("serve", "--listen", f"0.0.0.0:{port}", "--insecure", env=TOKEN_ENV)
     lines = Lines(proc)
     try:
@@ -175,7 +170,7 @@ def test_insecure_allows_a_non_loopback_address(ws: Workspace, flag: Path) -> No
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        _close(proc)
+        close_streams(proc)
 
 
 def test_bad_listen_values_and_an_address_in_use_are_one_line_and_exit_2(
@@ -217,7 +212,7 @@ def test_a_unix_socket_is_owner_only_and_removed_on_sigterm(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        _close(proc)
+        close_streams(proc)
     assert not path.exists()
 
 
@@ -435,7 +430,7 @@ def test_twenty_duplicate_notifications_run_exactly_one_recovery(
                     range(20),
                 )
             )
-        _wait_for(lambda: len(ws.events("attempt", "app")) == 2)
+        wait_for(lambda: len(ws.events("attempt", "app")) == 2)
         after = api.post("/api/v1/alertmanager", notification(), token=BOT_TOKEN)
         time.sleep(0.5)
 
@@ -542,24 +537,3 @@ def _without_clock(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _metric_names(text: str) -> set[str]:
     return {ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE ")}
-
-
-def _wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def _free_any_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
-
-
-def _close(proc: subprocess.Popen[str]) -> None:
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()

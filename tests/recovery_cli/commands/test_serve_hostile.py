@@ -16,31 +16,24 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import ADMIN_TOKEN, BOT_TOKEN, TOKEN_ENV, api_section, running_api
-from tests.support.cli import Lines, Workspace, base_config, command_component
+from tests.support.api import (
+    ADMIN_TOKEN,
+    BOT_TOKEN,
+    TOKEN_ENV,
+    app_config,
+    close_streams,
+    running_api,
+    wait_for,
+)
+from tests.support.cli import Lines, Workspace
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def app_config(flag: Path, fix: list[str] | None = None, **api: Any) -> dict[str, Any]:
-    component = command_component(["test", "-f", str(flag)], {"fix": fix or ["touch", str(flag)]})
-    config = base_config({"app": component}, cooldown_seconds=0, max_attempts_per_hour=50)
-    config["api"] = api_section(**api)
-    return config
 
 
 @pytest.fixture
 def flag(tmp_path: Path) -> Path:
     return tmp_path / "flag"
-
-
-def _wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _alive(pid: int) -> bool:
@@ -63,7 +56,7 @@ def test_sigterm_during_an_api_recovery_ends_the_step_and_records_it_interrupted
             target=lambda: answers.append(api.post("/api/v1/components/app/recover"))
         )
         caller.start()
-        _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
         step_pid = int(pidfile.read_text())
         started = time.monotonic()
         code = api.stop()
@@ -99,7 +92,7 @@ def test_a_reload_that_drops_the_tokens_of_a_non_loopback_listener_is_refused(
     cert, key = _self_signed(tmp_path)
     config = app_config(flag, ssl_certfile=str(cert), ssl_keyfile=str(key))
     ws.write_config(config)
-    port = _free_port()
+    port = free_port()
     proc = ws.popen("serve", "--listen", f"127.1:{port}", env=TOKEN_ENV)
     lines = Lines(proc)
     try:
@@ -112,7 +105,7 @@ def test_a_reload_that_drops_the_tokens_of_a_non_loopback_listener_is_refused(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        _close(proc)
+        close_streams(proc)
     assert "not a loopback address" in refused
     assert answer.status_code == 401
 
@@ -137,7 +130,7 @@ def test_half_open_connections_neither_starve_the_watch_nor_stay_forever(
 ) -> None:
     ws.write_config(app_config(flag))
     flag.touch()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "sh",
@@ -160,15 +153,15 @@ def test_half_open_connections_neither_starve_the_watch_nor_stay_forever(
             sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # and never the rest
             held.append(sock)
         flag.unlink()
-        _wait_for(flag.exists, timeout=30)  # the loop still recovers
-        _wait_for(lambda: _closed(held[0]), timeout=30)  # idle ones are closed by the server
+        wait_for(flag.exists, timeout=30)  # the loop still recovers
+        wait_for(lambda: _closed(held[0]), timeout=30)  # idle ones are closed by the server
         answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
     finally:
         for sock in held:
             sock.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        _close(proc)
+        close_streams(proc)
     assert answer.status_code == 200
     assert not any("Too many open files" in ln for ln in lines.lines)
 
@@ -199,7 +192,7 @@ def test_the_unix_socket_of_another_service_or_a_file_put_in_ours_is_never_remov
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        _close(proc)
+        close_streams(proc)
 
     assert busy.returncode == 2 and "a socket is there in use" in busy.stderr
     assert other.stat().st_ino == inode
@@ -314,12 +307,6 @@ def test_an_alert_cannot_forge_a_log_line_or_pass_a_label_that_is_not_text(
     assert null_label.status_code == 400 and "must be strings" in null_label.json()["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _closed(sock: socket.socket) -> bool:
     sock.settimeout(0.1)
     try:
@@ -328,9 +315,3 @@ def _closed(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
-
-
-def _close(proc: subprocess.Popen[str]) -> None:
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
