@@ -19,6 +19,7 @@ from recovery_cli.commands import (
     approve,
     check,
     config_cmd,
+    demo,
     disable,
     enable,
     history,
@@ -135,6 +136,7 @@ app.command()(dispatched(status.status))
 app.command()(dispatched(metrics.metrics))
 app.command()(dispatched(watch.watch))
 app.command()(dispatched(serve.serve))
+app.command()(dispatched(demo.demo))
 app.command(cls=check.PluginCommand)(dispatched(check.check))
 
 state_app = typer.Typer(

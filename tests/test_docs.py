@@ -48,6 +48,7 @@ def test_every_command_is_in_the_playbook_and_readme() -> None:
         "watch",
         "serve",
         "check",
+        "demo",
     }
     for name in names:
         assert f"recovery {name}" in PLAYBOOK, name
