@@ -165,9 +165,9 @@ def play(lab: Lab, say: Say) -> list[Run]:
     n.scene("The lab", _lab_summary(lab))
     n.run("status")
     if lab.has_redis:
-        _redis_killed(n)
-    _web_killed(n)
-    _web_frozen(n)
+        _break_and_recover(n, REDIS_KILLED)
+    _break_and_recover(n, WEB_KILLED)
+    _break_and_recover(n, WEB_FROZEN)
     if lab.scratch_mounted:
         _disk_full(n)
     else:
@@ -192,32 +192,38 @@ def _lab_summary(lab: Lab) -> str:
     return "\n".join(lines)
 
 
-def _redis_killed(n: Narrator) -> None:
-    pid = kill(n.lab, "redis")
-    n.scene(
-        "Redis killed",
-        f"  kill -9 {pid} (redis-server). The chain tries the cheap step first (reconnect),\n"
-        "  then restarts through the service block.",
-    )
-    n.run("recover", "redis")
+@dataclass(frozen=True)
+class Breakage:
+    """A process broken by a signal, then the component recovered."""
+
+    service: str
+    title: str
+    story: str  # ``{pid}`` is the broken process
+    sig: signal.Signals = signal.SIGKILL
 
 
-def _web_killed(n: Narrator) -> None:
-    pid = kill(n.lab, "web")
-    n.scene(
-        "A service killed", f"  kill -9 {pid} (the web service). Its probe fails; restart runs."
-    )
-    n.run("recover", "web")
+REDIS_KILLED = Breakage(
+    "redis",
+    "Redis killed",
+    "  kill -9 {pid} (redis-server). The chain tries the cheap step first (reconnect),\n"
+    "  then restarts through the service block.",
+)
+WEB_KILLED = Breakage(
+    "web", "A service killed", "  kill -9 {pid} (the web service): its probe fails, restart runs."
+)
+WEB_FROZEN = Breakage(
+    "web",
+    "A frozen process",
+    "  kill -STOP {pid}: the process exists but answers nothing. The probe's timeout\n"
+    "  (1 s) turns silence into probe_timeout; restart replaces the process.",
+    signal.SIGSTOP,
+)
 
 
-def _web_frozen(n: Narrator) -> None:
-    pid = kill(n.lab, "web", signal.SIGSTOP)
-    n.scene(
-        "A frozen process",
-        f"  kill -STOP {pid}: the process exists but answers nothing. The probe's timeout\n"
-        "  (1 s) turns silence into probe_timeout; restart replaces the process.",
-    )
-    n.run("recover", "web")
+def _break_and_recover(n: Narrator, breakage: Breakage) -> None:
+    pid = kill(n.lab, breakage.service, breakage.sig)
+    n.scene(breakage.title, breakage.story.format(pid=pid))
+    n.run("recover", breakage.service)
 
 
 def _disk_full(n: Narrator) -> None:
