@@ -5,7 +5,7 @@ With ``live``, also run each component's chain for real (against a staging targe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -18,12 +18,31 @@ from recovery_cli.store import Store
 PREFLIGHT_TIMEOUT = 30.0
 
 
+# what a service control check says when the service is not installed on this host
+NOT_INSTALLED = (
+    "has not been booted with systemd",
+    "could not be found",
+    "not-found",
+    "unit_not_found",
+    "container_not_found",
+    "No such container",
+    "engine_unreachable",
+)
+# what a reachability check says when nothing listens
+NOTHING_LISTENS = ("Connection refused", "Errno 111", "connection_failed")
+
+
 @dataclass(frozen=True)
 class DrillCase:
     component: str
     name: str
     ok: bool
     detail: str
+    skipped: bool = False  # not on this host: neither passed nor failed
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok and not self.skipped
 
 
 def run_drill(
@@ -57,7 +76,8 @@ def _component_cases(config: Config, components: Components, name: str) -> list[
     except HandlerUnavailable as exc:
         return [DrillCase(name, "handler: available", False, str(exc))]
     cases = [DrillCase(name, "handler: available", True, config.components[name].kind)]
-    cases += [_secret_case(name, key, var, components) for key, var in _env_settings(config, name)]
+    secrets = [_secret_case(name, key, var, components) for key, var in _env_settings(config, name)]
+    cases += secrets
     service = components.service(name)
     if service is not None:
         cases += [
@@ -68,7 +88,48 @@ def _component_cases(config: Config, components: Components, name: str) -> list[
         cases += [
             DrillCase(name, f"{strategy}: {c.name}", c.ok, c.detail) for c in _checks(outcome)
         ]
-    return cases
+    return _skip_if_not_here(_without_judged_secrets(cases, secrets))
+
+
+def _without_judged_secrets(cases: list[DrillCase], secrets: list[DrillCase]) -> list[DrillCase]:
+    """A secret the kind checks itself (a preflight check named after it: ``password`` for
+    ``password_env``) is the kind's to judge (an optional password passes when the server
+    asks for none); the generic presence case is dropped for it."""
+    judged = {c.name.split(": ", 1)[-1] for c in cases if c not in secrets}
+    return [
+        c
+        for c in cases
+        if c not in secrets
+        or c.name.removeprefix("credentials: ").removesuffix("_env") not in judged
+    ]
+
+
+def _skip_if_not_here(cases: list[DrillCase]) -> list[DrillCase]:
+    """A component whose service is not installed here (its service control says so) and
+    whose server nothing listens for is not on this host: its failing checks are skipped,
+    with why. Either sign alone is a broken precondition and fails."""
+    absent = next(
+        (
+            c.detail.splitlines()[0]
+            for c in cases
+            if c.name.startswith("service: ") and not c.ok and _says(c.detail, NOT_INSTALLED)
+        ),
+        None,
+    )
+    unreachable = any(not c.ok and _says(c.detail, NOTHING_LISTENS) for c in cases)
+    if absent is None or not unreachable:
+        return cases
+    return [c if c.ok else replace(c, skipped=True, detail=_not_here(absent, c)) for c in cases]
+
+
+def _not_here(absent: str, case: DrillCase) -> str:
+    if case.detail.startswith(absent):
+        return f"not on this host: {case.detail}"
+    return f"not on this host ({absent}): {case.detail}"
+
+
+def _says(detail: str, markers: tuple[str, ...]) -> bool:
+    return any(marker in detail for marker in markers)
 
 
 def _checks(outcome: list[Check] | TimedOut | Crashed) -> list[Check]:
@@ -104,20 +165,22 @@ def junit_xml(cases: list[DrillCase]) -> bytes:
     for case in cases:
         by_component.setdefault(case.component, []).append(case)
     for component, group in by_component.items():
-        failures = sum(not c.ok for c in group)
         suite = ElementTree.SubElement(
             suites,
             "testsuite",
             name=component,
             tests=str(len(group)),
-            failures=str(failures),
+            failures=str(sum(c.failed for c in group)),
             errors="0",
+            skipped=str(sum(c.skipped for c in group)),
         )
         for case in group:
             element = ElementTree.SubElement(
                 suite, "testcase", classname=f"recovery.{component}", name=case.name
             )
-            if not case.ok:
+            if case.skipped:
+                ElementTree.SubElement(element, "skipped", message=case.detail)
+            elif not case.ok:
                 ElementTree.SubElement(element, "failure", message=case.detail).text = case.detail
             else:
                 ElementTree.SubElement(element, "system-out").text = case.detail

@@ -196,10 +196,15 @@ def _what(record: Record) -> object:
 def drill_cases(cases: Sequence[DrillCase]) -> None:
     table(
         ["component", "check", "result", "detail"],
-        [[c.component, c.name, "pass" if c.ok else "FAIL", c.detail] for c in cases],
+        [[c.component, c.name, _drill_result(c), c.detail] for c in cases],
     )
-    failed = sum(not c.ok for c in cases)
-    out(f"{len(cases) - failed} passed, {failed} failed")
+    failed = sum(c.failed for c in cases)
+    skipped = sum(c.skipped for c in cases)
+    out(f"{len(cases) - failed - skipped} passed, {skipped} skipped, {failed} failed")
+
+
+def _drill_result(case: DrillCase) -> str:
+    return "skip" if case.skipped else "pass" if case.ok else "FAIL"
 
 
 def approvals_rows(rows: Sequence[Approval]) -> None:

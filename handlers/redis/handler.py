@@ -109,7 +109,8 @@ class RedisHandler(BaseHandler):
     # --- preflight ---------------------------------------------------------------------
 
     def preflight(self, strategy: str) -> list[Check]:
-        checks = [_client_library_check(), *self._credential_checks(), self._reachable_check()]
+        reachable = self._reachable_check()
+        checks = [_client_library_check(), *self._credential_checks(reachable), reachable]
         if strategy == "flush_corrupted":
             checks += self._flush_checks()
         if strategy == "restore_flushed":
@@ -118,14 +119,11 @@ class RedisHandler(BaseHandler):
             checks.append(Check("flush_backups", True, f"{len(backups)} flush backups{newest}"))
         return checks
 
-    def _credential_checks(self) -> list[Check]:
+    def _credential_checks(self, reachable: Check) -> list[Check]:
         checks = []
         var = self.context.settings.get("password_env")
         if var:
-            present = bool(self.context.environ.get(str(var)))
-            checks.append(
-                Check("password", present, f"${var} is {'set' if present else 'not set'}")
-            )
+            checks.append(_password_check(str(var), self.context.environ.get(str(var)), reachable))
         for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
             path = self.context.settings.get(key)
             if path:
@@ -133,6 +131,7 @@ class RedisHandler(BaseHandler):
         return checks
 
     def _reachable_check(self) -> Check:
+        """PING answered (a server reporting a problem still proves the path)."""
         failure = self.check_ready(min(2.0, self.context.probe_timeout))
         if failure is None:
             return Check("reachable", True, f"{self.settings.endpoint} answers PING")
@@ -212,3 +211,15 @@ def _replace_file(path: Path, data: Mapping[str, Any]) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
+
+
+def _password_check(var: str, value: str | None, reachable: Check) -> Check:
+    """The password is optional: unset passes when the server answers without one, and
+    fails when it asks for one (or when it cannot be reached to tell)."""
+    if value:
+        return Check("password", True, f"${var} is set")
+    if reachable.ok:
+        return Check("password", True, f"${var} is not set; the server asks for no password")
+    if RedisFailure.AUTH_FAILED in reachable.detail:
+        return Check("password", False, f"${var} is not set and the server asks for a password")
+    return Check("password", False, f"${var} is not set")

@@ -28,14 +28,16 @@ def drill(
     warn_config(session)
     store = session.store()
     cases = run_drill(session.config, session.components, session.state_dir, store)
-    failed = [c for c in cases if not c.ok]
+    failed = [c for c in cases if c.failed]
+    skipped = sum(c.skipped for c in cases)
     with store.transaction(session.config.defaults.lock_wait_seconds) as tx:
         tx.record(
             Event.DRILL,
             None,
             trigger="test",
             outcome="success" if not failed else "failed",
-            detail=f"{len(cases) - len(failed)} passed, {len(failed)} failed",
+            detail=f"{len(cases) - len(failed) - skipped} passed, {skipped} skipped, "
+            f"{len(failed)} failed",
         )
     if junit is not None:
         junit.write_bytes(junit_xml(cases))
