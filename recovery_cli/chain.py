@@ -20,6 +20,7 @@ from recovery_cli.handlers.base import (
     StrategyContext,
     StrategyResult,
 )
+from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import LifeState, observe
 from recovery_cli.policy import BlockReason, Outcome
 from recovery_cli.results import ComponentReport, StepReport
@@ -392,7 +393,7 @@ class ChainRunner:
                 trigger=request.trigger,
                 approval_id=approval.id,
                 failure_type=failure_type,
-                detail=f"plan {approval.plan_hash}, expires {approval.expires:.0f}"
+                detail=f"plan {approval.plan_hash}, expires {format_ts(approval.expires)}"
                 + loss_note(plan),
                 would_lose=req.would_lose,
             )

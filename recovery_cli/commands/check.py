@@ -37,6 +37,7 @@ def check(
         float | None,
         typer.Option(
             "--timeout",
+            metavar="SECONDS",
             help="Seconds the probe may take (default: the component's probe_timeout_seconds); "
             "past it, UNKNOWN.",
         ),

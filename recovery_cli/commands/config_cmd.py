@@ -16,7 +16,7 @@ def check(
     path: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[FILE]", help="The config to check (default: the one --config finds)."
+            metavar="FILE", help="The config to check (default: the one --config finds)."
         ),
     ] = None,
 ) -> int:

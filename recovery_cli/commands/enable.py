@@ -21,5 +21,5 @@ def enable(
     lifted = controls.enable(
         session.config, session.store(), component, session.env.operator(operator)
     )
-    render.out(f"{component}: enabled" if lifted else f"{component}: was not disabled")
+    render.prose(f"{component}: enabled" if lifted else f"{component}: was not disabled")
     return 0

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, session_of, warn_backend
+from recovery_cli.commands.shared import JsonOpt, WideOpt, session_of, warn_backend
 
 if TYPE_CHECKING:
     from recovery_cli.history import StatsRow
@@ -16,35 +16,51 @@ if TYPE_CHECKING:
 def history(
     ctx: typer.Context,
     component: Annotated[
-        list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")
+        list[str] | None,
+        typer.Option("--component", "-c", metavar="NAME", help="A component (repeatable)."),
     ] = None,
     last: Annotated[
-        str | None, typer.Option("--last", help="Window ending now, e.g. 30m, 24h, 7d.")
+        str | None,
+        typer.Option("--last", metavar="DURATION", help="Window ending now, e.g. 30m, 24h, 7d."),
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Start: 2026-11-22, 2026-11-22T10:00Z or a duration ago."),
+        typer.Option(
+            "--since",
+            metavar="TIME",
+            help="Start: 2026-11-22, 2026-11-22T10:00Z or a duration ago.",
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="End, same forms as --since.")
+        str | None, typer.Option("--until", metavar="TIME", help="End, same forms as --since.")
     ] = None,
     outcome: Annotated[
         list[str] | None,
-        typer.Option("--outcome", help="success, failed, blocked, started, ... (repeatable)."),
+        typer.Option(
+            "--outcome",
+            metavar="OUTCOME",
+            help="success, failed, blocked, started, ... (repeatable).",
+        ),
     ] = None,
     strategy: Annotated[
-        list[str] | None, typer.Option("--strategy", "-s", help="A strategy (repeatable).")
+        list[str] | None,
+        typer.Option("--strategy", "-s", metavar="NAME", help="A strategy (repeatable)."),
     ] = None,
     event: Annotated[
         list[str] | None,
-        typer.Option("--event", help="attempt, step, blocked, approved, ... (repeatable)."),
+        typer.Option(
+            "--event", metavar="EVENT", help="attempt, step, blocked, approved, ... (repeatable)."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many records.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="At most this many records.")
+    ] = 50,
     show_stats: Annotated[
         bool, typer.Option("--stats", help="Success rate per component, strategy and failure type.")
     ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Check the audit hash chain.")] = False,
     json_output: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> int:
     """Audit records, newest first."""
     from recovery_cli import history as hist
@@ -71,10 +87,10 @@ def history(
         None if show_stats else limit,
     )
     if show_stats:
-        emit_stats(hist.stats_of(store, query), json_output)
+        emit_stats(hist.stats_of(store, query), json_output, wide)
     else:
         records = hist.query(store, query)
-        render.print_json(records) if json_output else render.history_rows(records)
+        render.print_json(records) if json_output else render.history_rows(records, wide)
     if store.audit.stats.corrupt_lines:
         render.err(
             f"warning: skipped {store.audit.stats.corrupt_lines} torn or invalid audit line(s)"
@@ -82,27 +98,13 @@ def history(
     return 0
 
 
-def emit_stats(rows: list[StatsRow], json_output: bool) -> None:
+def emit_stats(rows: list[StatsRow], json_output: bool, wide: bool = False) -> None:
     from recovery_cli import render
 
     if json_output:
         render.print_json([r.to_json() for r in rows])
-        return
-    render.table(
-        ["component", "strategy", "failure", "runs", "ok", "success rate", "mean s"],
-        [
-            [
-                r.component,
-                r.strategy,
-                r.failure_type,
-                r.runs,
-                r.successes,
-                f"{r.success_rate:.0%}",
-                r.mean_duration_s,
-            ]
-            for r in rows
-        ],
-    )
+    else:
+        render.stats_rows(rows, wide)
 
 
 def verify_chain(store: Store, json_output: bool = False) -> int:

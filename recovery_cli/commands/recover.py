@@ -9,6 +9,7 @@ import typer
 from recovery_cli.commands.shared import (
     AsOpt,
     JsonOpt,
+    WideOpt,
     orchestrator,
     session_of,
     warn_config,
@@ -32,10 +33,12 @@ def recover(
         ),
     ] = None,
     component: Annotated[
-        list[str] | None, typer.Option("--component", "-c", help="A component (repeatable).")
+        list[str] | None,
+        typer.Option("--component", "-c", metavar="NAME", help="A component (repeatable)."),
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", "-s", help="Run only this strategy.")
+        str | None,
+        typer.Option("--strategy", "-s", metavar="NAME", help="Run only this strategy."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would run; change nothing.")
@@ -48,6 +51,7 @@ def recover(
     ] = False,
     operator: AsOpt = None,
     json_output: JsonOpt = False,
+    wide: WideOpt = False,
     override_limits: Annotated[
         bool,
         typer.Option(
@@ -57,11 +61,16 @@ def recover(
         ),
     ] = False,
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why you override (recorded with your name).")
+        str | None,
+        typer.Option(
+            "--reason", metavar="TEXT", help="Why you override (recorded with your name)."
+        ),
     ] = None,
     prompt_timeout: Annotated[
         float,
-        typer.Option("--prompt-timeout", help="Seconds to wait at the approval prompt."),
+        typer.Option(
+            "--prompt-timeout", metavar="SECONDS", help="Seconds to wait at the approval prompt."
+        ),
     ] = 300.0,
     override_conflicts: Annotated[
         bool,
@@ -94,7 +103,7 @@ def recover(
         prompt_timeout=prompt_timeout,
         override_conflicts=override_conflicts,
     )
-    return run(session, request, json_output)
+    return run(session, request, json_output, wide)
 
 
 def refuse_unpaired(override_limits: bool, reason: str | None, prompt_timeout: float) -> None:
@@ -110,7 +119,7 @@ def refuse_unpaired(override_limits: bool, reason: str | None, prompt_timeout: f
         raise UsageError(f"--prompt-timeout must be above 0 and at most {MAX_PROMPT_TIMEOUT:g}s")
 
 
-def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
+def run(session: Session, request: RecoverRequest, json_output: bool, wide: bool = False) -> int:
     from recovery_cli import render
     from recovery_cli.errors import worst
 
@@ -122,5 +131,5 @@ def run(session: Session, request: RecoverRequest, json_output: bool) -> int:
     if json_output:
         render.print_json([r.to_json() for r in reports])
     else:
-        render.recover_reports(reports)
+        render.recover_reports(reports, wide)
     return int(worst([r.code for r in reports]))

@@ -30,7 +30,9 @@ def serve(
     ctx: typer.Context,
     listen: Annotated[
         str,
-        typer.Option("--listen", help="HOST:PORT or unix:/PATH to serve the HTTP API on."),
+        typer.Option(
+            "--listen", metavar="ADDRESS", help="HOST:PORT or unix:/PATH to serve the HTTP API on."
+        ),
     ] = "127.0.0.1:9464",
     insecure: InsecureOpt = False,
     log_format: LogFormatOpt = "text",

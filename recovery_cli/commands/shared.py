@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from recovery_cli.api_running import RunningApi
     from recovery_cli.invocation import Session
     from recovery_cli.orchestrator import Orchestrator
@@ -14,10 +18,19 @@ if TYPE_CHECKING:
     from recovery_cli.watch import EventLog
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="On a terminal, show every column in full, even past its width (piped "
+        "output always has every column).",
+    ),
+]
 ListenOpt = Annotated[
     str | None,
     typer.Option(
         "--listen",
+        metavar="ADDRESS",
         help="Serve the HTTP API on HOST:PORT or unix:/PATH (tokens and TLS from the "
         "config's api section).",
     ),
@@ -30,12 +43,56 @@ InsecureOpt = Annotated[
 ]
 LOG_FORMATS = ("text", "json")
 LogFormatOpt = Annotated[
-    str, typer.Option("--log-format", help="Event lines on stderr: text or json.")
+    str,
+    typer.Option("--log-format", metavar="FORMAT", help="Event lines on stderr: text or json."),
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Operator name to record (default: $SUDO_USER, else $USER)."),
+    typer.Option(
+        "--as", metavar="NAME", help="Operator name to record (default: $SUDO_USER, else $USER)."
+    ),
 ]
+
+
+def check_writable(option: str, path: Path) -> None:
+    """A file to write that the user named: in a directory that exists and we may write,
+    and not a directory itself (exit 2 before any work, not a traceback after it)."""
+    import os
+
+    from recovery_cli.errors import UsageError
+
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option}: directory {parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a directory; give a file name")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option}: cannot write to directory {parent}: permission denied")
+
+
+@contextlib.contextmanager
+def writing(option: str, path: Path) -> Iterator[None]:
+    """Writing a file the user named: a path that cannot be written (missing, read-only,
+    not a directory) is their usage error, exit 2; a full disk stays what it is."""
+    import errno
+
+    from recovery_cli.errors import RecoveryError, UsageError
+
+    try:
+        yield
+    except (OSError, RecoveryError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        refused = {
+            errno.ENOENT,
+            errno.EACCES,
+            errno.EPERM,
+            errno.EROFS,
+            errno.ENOTDIR,
+            errno.EISDIR,
+        }
+        if not isinstance(cause, OSError) or cause.errno not in refused:
+            raise
+        raise UsageError(f"{option}: cannot write {path}: {cause.strerror}") from None
 
 
 def session_of(ctx: typer.Context) -> Session:
@@ -93,7 +150,7 @@ def trace_records(session: Session, since: str | None) -> None:
     for record in reversed(mine):
         fields = ("event", "component", "strategy", "outcome", "reason", "attempt_id", "detail")
         text = " ".join(f"{k}={record[k]}" for k in fields if record.get(k) not in (None, ""))
-        render.err(f"audit {record['ts']} {text}")
+        render.err(f"audit {record['ts']} {render.readable_times(text)}")
 
 
 def event_log(log_format: str, source: str) -> EventLog:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, session_of, warn_backend, warn_config
+from recovery_cli.commands.shared import JsonOpt, WideOpt, session_of, warn_backend, warn_config
 
 
 def status(
@@ -18,6 +18,7 @@ def status(
         bool, typer.Option("--explain", help="Show the window arithmetic behind each gate.")
     ] = False,
     json_output: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> int:
     """Per component: health, attempts vs cap, cooldown, disables, degraded modes, approvals."""
     from recovery_cli import render
@@ -32,6 +33,6 @@ def status(
     if json_output:
         render.print_json([r.to_json() for r in rows])
     else:
-        render.status_rows(rows, explain)
+        render.status_rows(rows, explain, store.now(), wide)
     unhealthy = any(r.health in ("down", "degraded") for r in rows)
     return int(ExitCode.UNHEALTHY if unhealthy else ExitCode.OK)

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recovery_cli.commands.shared import JsonOpt, orchestrator, session_of, warn_config
+from recovery_cli.commands.shared import (
+    JsonOpt,
+    WideOpt,
+    check_writable,
+    orchestrator,
+    session_of,
+    warn_config,
+    writing,
+)
+
+if TYPE_CHECKING:
+    from recovery_cli.invocation import Session
+    from recovery_cli.results import ComponentReport
 
 
 def drill(
     ctx: typer.Context,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", metavar="FILE", help="Write JUnit XML here.")
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help="Also run each chain for real (staging targets only).")
     ] = False,
     json_output: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> int:
     """CI drill: validate the config and every strategy's preconditions; changes nothing."""
     from recovery_cli import render
@@ -24,6 +39,8 @@ def drill(
     from recovery_cli.drill import junit_xml, run_drill
     from recovery_cli.errors import ExitCode, worst
 
+    if junit is not None:
+        check_writable("--junit", junit)
     session = session_of(ctx)
     warn_config(session)
     store = session.store()
@@ -40,17 +57,26 @@ def drill(
             f"{len(failed)} failed",
         )
     if junit is not None:
-        junit.write_bytes(junit_xml(cases))
+        with writing("--junit", junit):
+            junit.write_bytes(junit_xml(cases))
+    if not json_output:
+        render.drill_cases(cases, wide)
+    reports = live_runs(session) if live and not failed else []
     if json_output:
-        render.print_json([c.__dict__ for c in cases])
-    else:
-        render.drill_cases(cases)
-    code = ExitCode.UNHEALTHY if failed else ExitCode.OK
-    if live and not failed:
-        from recovery_cli.run_context import RecoverRequest
+        checks = [c.__dict__ for c in cases]
+        # with --live, one document: the checks, then what each live run did
+        live_json = {"checks": checks, "live": [r.to_json() for r in reports]}
+        render.print_json(live_json if live else checks)
+    elif reports:
+        render.recover_reports(reports, wide)
+    if reports:
+        return int(worst([r.code for r in reports]))
+    return int(ExitCode.UNHEALTHY if failed else ExitCode.OK)
 
-        request = RecoverRequest(force=True, trigger="test", yes=True)
-        reports = orchestrator(session).recover(request)
-        render.recover_reports(reports)
-        code = worst([r.code for r in reports])
-    return int(code)
+
+def live_runs(session: Session) -> list[ComponentReport]:
+    """Each chain for real, healthy or not, its approvals given (staging targets only)."""
+    from recovery_cli.run_context import RecoverRequest
+
+    request = RecoverRequest(force=True, trigger="test", yes=True)
+    return orchestrator(session).recover(request)

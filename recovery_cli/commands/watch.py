@@ -31,13 +31,16 @@ def watch(
         float | None,
         typer.Option(
             "--interval",
+            metavar="SECONDS",
             help="Seconds between probes of each component, for all of them (default: "
             "each component's probe_interval_seconds).",
         ),
     ] = None,
     cycles: Annotated[
         int | None,
-        typer.Option("--cycles", help="Stop after this many runs (default: until SIGTERM)."),
+        typer.Option(
+            "--cycles", metavar="N", help="Stop after this many runs (default: until SIGTERM)."
+        ),
     ] = None,
     log_format: LogFormatOpt = "text",
     listen: ListenOpt = None,
