@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from recovery_cli.demo.labctl import owned_pid
+from recovery_cli.demo.labctl import owned_pid, running
 
 SCRATCH_BYTES = 8 * 1024 * 1024  # the scratch "disk": a tmpfs of 8 MiB
 LABCTL = (sys.executable, "-m", "recovery_cli.demo.labctl")
@@ -276,10 +276,9 @@ class Lab:
                 continue
             try:
                 cwd = Path(os.readlink(entry / "cwd"))
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
+            except OSError:
                 continue
-            if state != "Z" and (cwd == self.root or self.root in cwd.parents):
+            if (cwd == self.root or self.root in cwd.parents) and running(int(entry.name)):
                 found.append(int(entry.name))
         return found
 

@@ -24,6 +24,19 @@ def service_spec(lab: Path, name: str) -> dict[str, Any]:
     return services[name]
 
 
+def process_state(pid: int | str) -> str | None:
+    """The state letter of ``/proc/PID/stat`` (``R``, ``S``, ``T``, ``Z``...), None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed service may wait for its parent to reap it)."""
+    return process_state(pid) not in (None, "Z", "X")
+
+
 def owned_pid(lab: Path, pidfile: Path) -> int | None:
     """The PID in ``pidfile`` if that process runs inside ``lab``, else None."""
     try:
@@ -35,6 +48,8 @@ def owned_pid(lab: Path, pidfile: Path) -> int | None:
 
 
 def probe(spec: dict[str, Any]) -> int:
+    """GET the health URL. No timeout of its own worth the name: a frozen service is for the
+    tool's probe timeout to catch (``probe_timeout``), as it would be in production."""
     try:
         with urllib.request.urlopen(spec["health_url"], timeout=30) as answer:
             print(f"{spec['health_url']}: HTTP {answer.status}")
@@ -50,16 +65,8 @@ def stop(lab: Path, spec: dict[str, Any]) -> None:
         return
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + READY_SECONDS
-    while _running(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def start(lab: Path, spec: dict[str, Any]) -> int:
@@ -81,7 +88,7 @@ def start(lab: Path, spec: dict[str, Any]) -> int:
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         pid = owned_pid(lab, pidfile)
-        if pid is not None and _running(pid):
+        if pid is not None and running(pid):
             print(f"started {spec['argv'][0]} (pid {pid})")
             return 0
         time.sleep(0.01)

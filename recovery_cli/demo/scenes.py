@@ -4,7 +4,6 @@ decision, each step and its outcome)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,10 +11,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from recovery_cli.audit import AuditLog
 from recovery_cli.demo.lab import Lab
+from recovery_cli.demo.labctl import running
 
 Say = Callable[[str], None]
 STALE_AGE_SECONDS = 2 * 3600
@@ -41,20 +41,16 @@ class Narrator:
         env.pop("RECOVERY_HOST", None)
         return env
 
-    def run(self, *args: str, capture: bool = False) -> Run:
+    def run(self, *args: str) -> Run:
         """``recovery ARGS`` as the user would type it, its output shown as it comes."""
         self.say(f"\n  $ recovery {' '.join(_quoted(a) for a in args)}")
-        seen = _trail_length(self.lab)
+        seen = len(_trail(self.lab))
         done = subprocess.run(
             [sys.executable, "-m", "recovery_cli", *args],
             env=self.env(),
-            stdout=subprocess.PIPE if capture else None,
-            text=True,
             check=False,
             timeout=120,
         )
-        if capture:
-            self.say(done.stdout.rstrip())
         run = Run(list(args), done.returncode, _trail(self.lab)[seen:])
         self.runs.append(run)
         self.say(f"  (exit {done.returncode})")
@@ -71,18 +67,8 @@ def _quoted(arg: str) -> str:
 
 
 def _trail(lab: Lab) -> list[dict[str, Any]]:
-    records = []
-    for day in sorted((lab.state_dir / "audit").glob("*.jsonl")):
-        for line in day.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
-
-
-def _trail_length(lab: Lab) -> int:
-    return len(_trail(lab))
+    """The lab's audit trail, oldest first, read as every command reads it."""
+    return list(AuditLog(lab.state_dir / "audit").read_forward())
 
 
 def decisions(records: list[dict[str, Any]]) -> list[str]:
@@ -100,6 +86,8 @@ def _decision(r: dict[str, Any]) -> str | None:
     event, who = r.get("event"), r.get("component", "")
     if event == "blocked":
         return f"{who}: refused by the {r.get('reason')} gate: {r.get('detail', '')}".rstrip(": ")
+    if event == "attempt" and r.get("outcome") == "started" and r.get("override"):
+        return f"{who}: limits overridden by {r.get('operator')}: attempt started"
     if event == "attempt" and r.get("outcome") == "started":
         return f"{who}: every gate passed (dependencies, cooldown, cap, lock): attempt started"
     if event == "step":
@@ -110,8 +98,6 @@ def _decision(r: dict[str, Any]) -> str | None:
         return f"{who}: approved by {r.get('operator')}"
     if event == "state_changed":
         return f"{who}: {r.get('from_state')} -> {r.get('to_state')}"
-    if event == "attempt" and r.get("override"):
-        return f"{who}: limits overridden by {r.get('operator')}: {r.get('override')}"
     return None
 
 
@@ -130,13 +116,7 @@ def kill(lab: Lab, service: str, sig: signal.Signals = signal.SIGKILL) -> int:
 
 def _wait_gone(pid: int) -> None:
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state in ("Z", "X"):
-            return
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -171,7 +151,10 @@ def play(lab: Lab, say: Say) -> list[Run]:
     if lab.scratch_mounted:
         _disk_full(n)
     else:
-        n.scene("A full disk: skipped", "  mounting the 8 MiB scratch tmpfs needs root.")
+        n.scene(
+            "A full disk: skipped",
+            "  the 8 MiB scratch tmpfs could not be mounted (it needs root and mount rights).",
+        )
     _approval(n)
     _loop_guard(n)
     _summary(n)
