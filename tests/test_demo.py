@@ -70,7 +70,11 @@ def test_the_demo_recovers_every_breakage_and_cleans_up(
     records = trail(lab / "state")
     assert steps(records, "redis") == [("reconnect", "failed"), ("restart_container", "success")]
     assert steps(records, "web") == [("restart", "success")] * 3
-    assert ("disk_cleanup", "success") in steps(records, "host")
+    if os.geteuid() == 0:  # the scratch disk is a tmpfs the demo mounts
+        assert ("disk_cleanup", "success") in steps(records, "host")
+        assert sorted((lab / "scratch").iterdir()) == [lab / "scratch" / "upload-in-progress.tmp"]
+    else:
+        assert "A full disk: skipped" in done.stdout
     assert ("process_restart", "success") in steps(records, "host")
     events = [(r["event"], r["component"], r.get("reason")) for r in records]
     assert ("approval_requested", "host") in [(e, c) for e, c, _ in events]
@@ -78,7 +82,6 @@ def test_the_demo_recovers_every_breakage_and_cleans_up(
     assert [r["operator"] for r in records if r["event"] == "approved"] == ["you"]
     frozen = [r for r in records if r["event"] == "state_changed" and r["component"] == "web"]
     assert any("probe did not finish" in str(r.get("detail", "")) for r in frozen), frozen
-    assert sorted((lab / "scratch").iterdir()) == [lab / "scratch" / "upload-in-progress.tmp"]
     assert "every gate passed" in done.stdout and "refused by the hourly_cap gate" in done.stdout
     assert "web: limits overridden by you: attempt started" in done.stdout
 
