@@ -137,11 +137,19 @@ def _trim_detail(result: ProbeResult | StrategyResult) -> None:
 
 @dataclass(frozen=True)
 class Check:
-    """One precondition reported by ``preflight`` (and ``recovery test``)."""
+    """One precondition reported by ``preflight`` (and ``recovery test``).
+
+    ``found`` is what the check says about the component being on this host at all:
+    ``True``, it saw it (a loaded unit, a server that answered, even with a refusal, its data
+    directory); ``False``, it failed only because the component is not here (nothing
+    listens, no unit, no client library, a secret nothing here asks for); ``None``, it says
+    nothing about the host (a config value, the tool's own files). The drill skips a failed
+    ``found=False`` check when no check of the component found it, and fails it otherwise."""
 
     name: str
     ok: bool
     detail: str = ""
+    found: bool | None = None
 
 
 class ServiceControl(Protocol):
@@ -254,6 +262,10 @@ class BaseHandler:
 
     kind: ClassVar[str]
     spec: ClassVar[KindSpec]
+    # True: ``preflight`` judges the component's ``*_env`` secrets itself (which ones its
+    # strategies need, and whether the server asks for them); the drill then adds no
+    # check that each is merely set
+    judges_own_secrets: ClassVar[bool] = False
 
     def __init__(self, context: ComponentContext) -> None:
         self.context = context

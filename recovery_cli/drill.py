@@ -18,20 +18,6 @@ from recovery_cli.store import Store
 PREFLIGHT_TIMEOUT = 30.0
 
 
-# what a service control check says when the service is not installed on this host
-NOT_INSTALLED = (
-    "has not been booted with systemd",
-    "could not be found",
-    "not-found",
-    "unit_not_found",
-    "container_not_found",
-    "No such container",
-    "engine_unreachable",
-)
-# what a reachability check says when nothing listens
-NOTHING_LISTENS = ("Connection refused", "Errno 111", "connection_failed")
-
-
 @dataclass(frozen=True)
 class DrillCase:
     component: str
@@ -75,61 +61,53 @@ def _component_cases(config: Config, components: Components, name: str) -> list[
         handler = components.handler(name)
     except HandlerUnavailable as exc:
         return [DrillCase(name, "handler: available", False, str(exc))]
-    cases = [DrillCase(name, "handler: available", True, config.components[name].kind)]
-    secrets = [_secret_case(name, key, var, components) for key, var in _env_settings(config, name)]
-    cases += secrets
+    checks = [("handler: available", Check("handler", True, config.components[name].kind))]
+    if not handler.judges_own_secrets:
+        checks += [_secret_check(key, var, components) for key, var in _env_settings(config, name)]
     service = components.service(name)
     if service is not None:
-        cases += [
-            DrillCase(name, f"service: {c.name}", c.ok, c.detail) for c in service.preflight()
-        ]
+        checks += [(f"service: {c.name}", c) for c in service.preflight()]
     for strategy in _strategies_in_use(config, name):
         outcome = call_with_timeout(lambda s=strategy: handler.preflight(s), PREFLIGHT_TIMEOUT)  # type: ignore[misc]
-        cases += [
-            DrillCase(name, f"{strategy}: {c.name}", c.ok, c.detail) for c in _checks(outcome)
-        ]
-    return _skip_if_not_here(_without_judged_secrets(cases, secrets))
+        checks += [(f"{strategy}: {c.name}", c) for c in _checks(outcome)]
+    return _judged(name, checks)
 
 
-def _without_judged_secrets(cases: list[DrillCase], secrets: list[DrillCase]) -> list[DrillCase]:
-    """A secret the kind checks itself (a preflight check named after it: ``password`` for
-    ``password_env``) is the kind's to judge (an optional password passes when the server
-    asks for none); the generic presence case is dropped for it."""
-    judged = {c.name.split(": ", 1)[-1] for c in cases if c not in secrets}
-    return [
-        c
-        for c in cases
-        if c not in secrets
-        or c.name.removeprefix("credentials: ").removesuffix("_env") not in judged
-    ]
+def _judged(component: str, checks: list[tuple[str, Check]]) -> list[DrillCase]:
+    """A component is on this host when any check found it (a loaded unit or container, a
+    server that answered, its data directory). If none did, a failed check that failed only
+    for want of the service (``found=False``) is skipped, with why; every other failure
+    fails, here or not (a config value, the tool's own files)."""
+    absent = None if any(c.found for _, c in checks) else _why_absent(checks)
+    return [_case(component, label, check, absent) for label, check in checks]
 
 
-def _skip_if_not_here(cases: list[DrillCase]) -> list[DrillCase]:
-    """A component whose service is not installed here (its service control says so) and
-    whose server nothing listens for is not on this host: its failing checks are skipped,
-    with why. Either sign alone is a broken precondition and fails."""
-    absent = next(
-        (
-            c.detail.splitlines()[0]
-            for c in cases
-            if c.name.startswith("service: ") and not c.ok and _says(c.detail, NOT_INSTALLED)
-        ),
-        None,
-    )
-    unreachable = any(not c.ok and _says(c.detail, NOTHING_LISTENS) for c in cases)
-    if absent is None or not unreachable:
-        return cases
-    return [c if c.ok else replace(c, skipped=True, detail=_not_here(absent, c)) for c in cases]
+def _why_absent(checks: list[tuple[str, Check]]) -> str | None:
+    """The first sign of absence, the service control's before the strategies'."""
+    signs = [(not label.startswith("service: "), c.detail) for label, c in checks if _absent(c)]
+    return min(signs)[1].splitlines()[0] if signs else None
 
 
-def _not_here(absent: str, case: DrillCase) -> str:
-    if case.detail.startswith(absent):
-        return f"not on this host: {case.detail}"
-    return f"not on this host ({absent}): {case.detail}"
+def _absent(check: Check) -> bool:
+    return not check.ok and check.found is False
 
 
-def _says(detail: str, markers: tuple[str, ...]) -> bool:
-    return any(marker in detail for marker in markers)
+def _case(component: str, label: str, check: Check, absent: str | None) -> DrillCase:
+    if absent is None or not _absent(check):
+        return DrillCase(component, label, check.ok, check.detail)
+    why = "" if check.detail.startswith(absent) else f" ({absent})"
+    return DrillCase(component, label, False, f"not on this host{why}: {check.detail}", True)
+
+
+def fail_skips(cases: list[DrillCase]) -> list[DrillCase]:
+    """``--strict``: a host that must have every service fails where one is not here."""
+    return [replace(c, skipped=False) if c.skipped else c for c in cases]
+
+
+def summary(cases: list[DrillCase]) -> str:
+    failed = sum(c.failed for c in cases)
+    skipped = sum(c.skipped for c in cases)
+    return f"{len(cases) - failed - skipped} passed, {skipped} skipped, {failed} failed"
 
 
 def _checks(outcome: list[Check] | TimedOut | Crashed) -> list[Check]:
@@ -145,10 +123,11 @@ def _env_settings(config: Config, name: str) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in settings.items() if k.endswith("_env") and v]
 
 
-def _secret_case(name: str, key: str, var: str, components: Components) -> DrillCase:
+def _secret_check(key: str, var: str, components: Components) -> tuple[str, Check]:
+    """A kind that does not judge its own secrets needs each one set."""
     present = bool(components.env.environ.get(var))
     detail = f"${var} is set" if present else f"${var} is not set"
-    return DrillCase(name, f"credentials: {key}", present, detail)
+    return f"credentials: {key}", Check(key, present, detail)
 
 
 def _strategies_in_use(config: Config, name: str) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recovery_cli.config import ServiceConfig
@@ -227,11 +227,13 @@ class CommandService(_BaseService):
         return verb == "restart" and not self.spec.restart and argv == list(self.spec.stop or [])
 
     def preflight(self) -> list[Check]:
+        """Commands found on this host say the service is run here (nothing more is known)."""
         checks = []
         for verb in ("restart", "stop", "start"):
             argv = getattr(self.spec, verb)
             if argv:
-                checks.append(_tool_check(f"service.{verb}", argv[0], self.environ))
+                check = _tool_check(f"service.{verb}", argv[0], self.environ)
+                checks.append(replace(check, found=True) if check.ok else check)
         return checks
 
 
@@ -239,7 +241,7 @@ def _tool_check(name: str, program: str, environ: Mapping[str, str]) -> Check:
     found = shutil.which(program, path=environ.get("PATH"))
     if found:
         return Check(name, True, f"{program} -> {found}")
-    return Check(name, False, f"{program} not found on PATH")
+    return Check(name, False, f"{program} not found on PATH", found=False)
 
 
 # --------------------------------------------------------------------------- systemd
@@ -273,9 +275,20 @@ class SystemdService(_BaseService):
         _, outcome = self._systemctl(["show", "--property=LoadState", "--value", self.target], 5.0)
         state = outcome.output.strip()
         if outcome.returncode == 0 and state == "loaded":
-            return [tool, Check("service.unit", True, f"{self.target} is loaded")]
-        detail = state or outcome.first_line or "no answer"
-        return [tool, Check("service.unit", False, f"{self.target}: {detail}")]
+            return [tool, Check("service.unit", True, f"{self.target} is loaded", found=True)]
+        return [tool, _unit_problem(self.target, state, outcome)]
+
+
+def _unit_problem(unit: str, state: str, outcome: CommandOutcome) -> Check:
+    """No systemd here or no such unit: not on this host; a unit that exists but does not
+    load (masked, bad-setting, error) is here and broken."""
+    text = outcome.output.lower()
+    if "not been booted with systemd" in text or "failed to connect to bus" in text:
+        return Check("service.unit", False, f"{unit}: systemd is not running here", found=False)
+    if state == "not-found":
+        return Check("service.unit", False, f"{unit}: not-found (no such unit here)", found=False)
+    detail = state or outcome.first_line or "no answer"
+    return Check("service.unit", False, f"{unit}: {detail}", found=bool(state) or None)
 
 
 def _unit_missing(outcome: CommandOutcome) -> bool:
@@ -404,8 +417,10 @@ class DockerService(_BaseService):
         try:
             status = _engine_call(self.spec, self.environ, 5.0, lambda c: c.status)
         except EngineError as exc:
-            return [Check("service.docker", False, f"{exc.failure_type}: {exc}")]
-        return [Check("service.docker", True, f"container {self.target} is {status}")]
+            absent = exc.failure_type in (ENGINE_UNREACHABLE, CONTAINER_NOT_FOUND)
+            detail = f"{exc.failure_type}: {exc}"
+            return [Check("service.docker", False, detail, found=False if absent else None)]
+        return [Check("service.docker", True, f"container {self.target} is {status}", found=True)]
 
 
 def container_health(

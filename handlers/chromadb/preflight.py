@@ -34,7 +34,8 @@ def _client_installed() -> Check:
     from recovery_cli.handlers.chromadb.snapshot import chromadb_version
 
     if importlib.util.find_spec("chromadb") is None:
-        return Check("chromadb client installed", False, "pip install 'recovery-cli[chromadb]'")
+        detail = "chromadb is not installed (pip install 'recovery-cli[chromadb]')"
+        return Check("chromadb client installed", False, detail, found=False)
     return Check("chromadb client installed", True, f"chromadb {chromadb_version()}")
 
 
@@ -46,17 +47,23 @@ def _server_answers(handler: ChromaHandler) -> Check:
     detail = f"{handler.settings.url}: " + (
         "heartbeat ok" if ok else answer.error or f"HTTP {answer.status}"
     )
-    return Check("server reachable", ok, detail)
+    # refused (no HTTP status, no timeout): nothing listens; anything else answered
+    nothing_listens = answer.status is None and not answer.timed_out
+    return Check("server reachable", ok, detail, found=not nothing_listens)
 
 
 def _persist_directory(directory: Path | None) -> Check:
     name = "persist directory readable"
     if directory is None:
         return Check(name, False, "settings.persist_directory is not set")
+    if not directory.exists():
+        return Check(name, False, f"{directory} does not exist", found=False)
     sqlite = directory / SQLITE_NAME
+    if not os.access(directory, os.R_OK | os.X_OK):
+        return Check(name, False, f"{directory} is not readable", found=True)
     if not sqlite.is_file() or not os.access(sqlite, os.R_OK):
-        return Check(name, False, f"{sqlite} is missing or unreadable")
-    return Check(name, True, str(directory))
+        return Check(name, False, f"{sqlite} is missing or unreadable", found=True)
+    return Check(name, True, str(directory), found=True)
 
 
 def _writable(name: str, path: Path) -> Check:
@@ -73,5 +80,6 @@ def _snapshot_available(handler: ChromaHandler) -> Check:
     chosen, skipped = select_snapshot(handler.snapshot_root, chromadb_version())
     if chosen is None:
         reasons = "; ".join(skipped[:3]) or f"none under {handler.snapshot_root}"
-        return Check("restorable snapshot", False, reasons)
+        # only a chroma that runs here can have been snapshotted
+        return Check("restorable snapshot", False, reasons, found=False)
     return Check("restorable snapshot", True, f"{chosen.name} ({len(skipped)} newer skipped)")

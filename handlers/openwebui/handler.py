@@ -56,6 +56,8 @@ ON_FALLBACK = "on_fallback"
 class OpenWebUIHandler(BaseHandler):
     kind = "openwebui"
     spec = KIND
+    # the API key is one admin credential of several; email and password only token_refresh needs
+    judges_own_secrets = True
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)

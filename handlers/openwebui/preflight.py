@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from recovery_cli.handlers.base import Check
-from recovery_cli.handlers.openwebui.api import Api
+from recovery_cli.handlers.openwebui.api import Api, Reply
 from recovery_cli.handlers.openwebui.checks import Credential, Finding, Owner, authenticate
 from recovery_cli.handlers.openwebui.settings import ModelFailoverParams
 from recovery_cli.handlers.openwebui.signin import (
@@ -30,13 +30,12 @@ NEEDS_NO_ADMIN = frozenset({"token_refresh", "restart_service"})
 
 
 def preflight_checks(handler: Owner, strategy: str) -> list[Check]:
-    checks = [_state_dir_check(handler)]
+    checks = [_state_dir_check(handler), *_server_checks(handler, strategy)]
     extra: dict[str, Callable[[Owner], list[Check]]] = {
         "token_refresh": _signin_credentials,
         "model_failover": _fallback_configured,
     }
     checks += extra[strategy](handler) if strategy in extra else []
-    checks += _server_checks(handler, strategy)
     return checks
 
 
@@ -54,12 +53,13 @@ def _signin_credentials(handler: Owner) -> list[Check]:
     for key in ("email_env", "password_env"):
         var = getattr(handler.settings, key)
         ok = bool(handler.context.secret(key))
-        detail = (
-            f"${var} is set"
-            if ok
-            else (f"${var} is not set" if var else f"settings.{key} is not configured")
-        )
-        checks.append(Check(f"sign-in {key.removesuffix('_env')} set", ok, detail))
+        name = f"sign-in {key.removesuffix('_env')} set"
+        if not var:  # the config cannot work anywhere
+            checks.append(Check(name, False, f"settings.{key} is not configured"))
+            continue
+        # unset matters only where the server runs (the drill skips it elsewhere)
+        found = None if ok else False
+        checks.append(Check(name, ok, f"${var} is {'set' if ok else 'not set'}", found=found))
     return checks
 
 
@@ -67,7 +67,7 @@ def _fallback_configured(handler: Owner) -> list[Check]:
     models = ModelFailoverParams.model_validate(
         handler.context.params_for("model_failover")
     ).candidates
-    detail = ", ".join(models) if models else "set params.fallback_model"
+    detail = ", ".join(models) if models else "set params.fallback_models (or fallback_model)"
     return [Check("fallback model configured", bool(models), detail)]
 
 
@@ -76,13 +76,18 @@ def _server_checks(handler: Owner, strategy: str) -> list[Check]:
     with handler.connect(time.monotonic() + PREFLIGHT_TIMEOUT) as api:
         reply = api.get("/health")
         if not reply.ok:
-            return [Check("server reachable", False, f"{url}: {reply.message}")]
-        checks = [Check("server reachable", True, url)]
+            return [Check("server reachable", False, f"{url}: {reply.message}", found=_here(reply))]
+        checks = [Check("server reachable", True, url, found=True)]
         if strategy == "token_refresh":
             checks += _signin_works(handler, api)
         if strategy not in NEEDS_NO_ADMIN:
             checks.append(_admin_credential(handler, api))
         return checks
+
+
+def _here(reply: Reply) -> bool:
+    """Anything but a refused connection (an HTTP error, a timeout) is a server here."""
+    return not (reply.status is None and reply.error.startswith("ConnectError"))
 
 
 def _admin_credential(handler: Owner, api: Api) -> Check:
@@ -102,7 +107,7 @@ def _signin_works(handler: Owner, api: Api) -> list[Check]:
     name = "sign-in with the password works"
     email, password = handler.context.secret("email_env"), handler.context.secret("password_env")
     if not email or not password:
-        return []  # the "set" checks above already fail
+        return []  # the "set" checks of token_refresh already fail
     names = f"${handler.settings.email_env} / ${handler.settings.password_env}"
     limited = budget_exhausted(handler, signin_cap(handler))
     if limited is not None:

@@ -33,11 +33,14 @@ if TYPE_CHECKING:
     import redis
 
 PROBE_STATE = "probe-state.json"
+# a server that gave no answer cannot say whether it wants a password
+NO_ANSWER = frozenset({RedisFailure.CONNECTION_FAILED, RedisFailure.TIMEOUT})
 
 
 class RedisHandler(BaseHandler):
     kind = "redis"
     spec = KIND
+    judges_own_secrets = True  # password_env is optional: needed only if the server asks
 
     def __init__(self, context: ComponentContext) -> None:
         super().__init__(context)
@@ -109,8 +112,11 @@ class RedisHandler(BaseHandler):
     # --- preflight ---------------------------------------------------------------------
 
     def preflight(self, strategy: str) -> list[Check]:
-        reachable = self._reachable_check()
-        checks = [_client_library_check(), *self._credential_checks(reachable), reachable]
+        library = _client_library_check()
+        if not library.ok:
+            return [library]
+        answer = self.check_ready(min(2.0, self.context.probe_timeout))
+        checks = [library, *self._credential_checks(answer), self._reachable_check(answer)]
         if strategy == "flush_corrupted":
             checks += self._flush_checks()
         if strategy == "restore_flushed":
@@ -119,31 +125,30 @@ class RedisHandler(BaseHandler):
             checks.append(Check("flush_backups", True, f"{len(backups)} flush backups{newest}"))
         return checks
 
-    def _credential_checks(self, reachable: Check) -> list[Check]:
-        checks = []
-        var = self.context.settings.get("password_env")
-        if var:
-            checks.append(_password_check(str(var), self.context.environ.get(str(var)), reachable))
+    def _credential_checks(self, answer: Classified | None) -> list[Check]:
+        var = self.settings.password_env
+        value = self.context.environ.get(var) if var else None
+        checks = [_password_check(var, value, answer)]
         for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
             path = self.context.settings.get(key)
             if path:
-                checks.append(Check(key, os.access(str(path), os.R_OK), f"{path} readable"))
-        return checks
+                checks.append(_readable_file_check(key, Path(str(path))))
+        return [c for c in checks if c is not None]
 
-    def _reachable_check(self) -> Check:
-        """PING answered (a server reporting a problem still proves the path)."""
-        failure = self.check_ready(min(2.0, self.context.probe_timeout))
-        if failure is None:
-            return Check("reachable", True, f"{self.settings.endpoint} answers PING")
-        # Reaching a server that reports a problem (MISCONF, OOM...) still proves the path.
-        reached = failure.failure not in {
-            RedisFailure.CONNECTION_FAILED,
-            RedisFailure.TIMEOUT,
-            RedisFailure.AUTH_FAILED,
-        }
-        return Check(
-            "reachable", reached, f"{self.settings.endpoint}: {failure.failure}: {failure.detail}"
-        )
+    def _reachable_check(self, answer: Classified | None) -> Check:
+        """PING answered: a server that reports a problem (MISCONF, OOM, a refused password:
+        the password check says which) still proves the path and that it runs here."""
+        endpoint = self.settings.endpoint
+        if answer is None:
+            return Check("reachable", True, f"{endpoint} answers PING", found=True)
+        detail = f"{endpoint}: {answer.failure}: {answer.detail}"
+        if answer.failure is RedisFailure.CONNECTION_FAILED:
+            return Check("reachable", False, detail, found=False)
+        if answer.failure is RedisFailure.TIMEOUT:
+            return Check("reachable", False, detail)
+        if answer.failure is RedisFailure.AUTH_FAILED:
+            detail = f"{endpoint} answers, refusing the credentials (see the password check)"
+        return Check("reachable", True, detail, found=True)
 
     def _flush_checks(self) -> list[Check]:
         problems = settings_errors(
@@ -199,7 +204,7 @@ def _client_library_check() -> Check:
     try:
         import redis as redis_lib
     except ImportError as exc:
-        return Check("redis_client", False, f"redis-py is not installed: {exc}")
+        return Check("redis_client", False, f"redis-py is not installed: {exc}", found=False)
     return Check("redis_client", True, f"redis-py {redis_lib.__version__}")
 
 
@@ -213,13 +218,31 @@ def _replace_file(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(temp, path)
 
 
-def _password_check(var: str, value: str | None, reachable: Check) -> Check:
-    """The password is optional: unset passes when the server answers without one, and
-    fails when it asks for one (or when it cannot be reached to tell)."""
+def _password_check(var: str | None, value: str | None, answer: Classified | None) -> Check | None:
+    """The password is optional: unset passes when the server answers without one, fails
+    naming the variable when it asks for one (NOAUTH), and cannot be judged (skipped when
+    the server is not on this host) while nothing answers."""
+    refusal = answer if answer is not None and answer.failure is RedisFailure.AUTH_FAILED else None
+    silent = answer is not None and answer.failure in NO_ANSWER
+    if var is None:
+        if refusal is None:
+            return None
+        detail = "the server asks for a password: name its variable in settings.password_env"
+        return Check("password", False, detail, found=True)
+    if refusal is not None:
+        refused = f"the server refuses the password in ${var}" if value else None
+        detail = refused or f"${var} is not set and the server asks for a password"
+        return Check("password", False, f"{detail} ({refusal.detail})", found=True)
     if value:
         return Check("password", True, f"${var} is set")
-    if reachable.ok:
-        return Check("password", True, f"${var} is not set; the server asks for no password")
-    if RedisFailure.AUTH_FAILED in reachable.detail:
-        return Check("password", False, f"${var} is not set and the server asks for a password")
-    return Check("password", False, f"${var} is not set")
+    if silent:
+        detail = f"${var} is not set; no server answered to say whether it needs one"
+        return Check("password", False, detail, found=False)
+    return Check("password", True, f"${var} is not set; the server asks for no password")
+
+
+def _readable_file_check(key: str, path: Path) -> Check:
+    if not path.exists():
+        return Check(key, False, f"{path} does not exist", found=False)
+    readable = path.is_file() and os.access(path, os.R_OK)
+    return Check(key, readable, f"{path} {'readable' if readable else 'is not a readable file'}")

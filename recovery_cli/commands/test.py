@@ -32,11 +32,15 @@ def drill(
     ] = False,
     json_output: JsonOpt = False,
     wide: WideOpt = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="A service not on this host fails (CI on a full host)."),
+    ] = False,
 ) -> int:
     """CI drill: validate the config and every strategy's preconditions; changes nothing."""
     from recovery_cli import render
     from recovery_cli.audit import Event
-    from recovery_cli.drill import junit_xml, run_drill
+    from recovery_cli.drill import fail_skips, junit_xml, run_drill, summary
     from recovery_cli.errors import ExitCode, worst
 
     if junit is not None:
@@ -45,16 +49,16 @@ def drill(
     warn_config(session)
     store = session.store()
     cases = run_drill(session.config, session.components, session.state_dir, store)
+    if strict:
+        cases = fail_skips(cases)
     failed = [c for c in cases if c.failed]
-    skipped = sum(c.skipped for c in cases)
     with store.transaction(session.config.defaults.lock_wait_seconds) as tx:
         tx.record(
             Event.DRILL,
             None,
             trigger="test",
             outcome="success" if not failed else "failed",
-            detail=f"{len(cases) - len(failed) - skipped} passed, {skipped} skipped, "
-            f"{len(failed)} failed",
+            detail=summary(cases),
         )
     if junit is not None:
         with writing("--junit", junit):
