@@ -42,6 +42,8 @@ MAX_LINE = 4 << 20  # records the store writes are bounded far below this
 LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the last time a record can show
 TS_SHAPE_BYTES = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 SCAN_BLOCK = 8 << 20  # the attempt window's reads: a whole day file in one or two
+SUMMARY_DIR = "summaries"  # audit/summaries/<day>.json, what history --stats keeps of a day
+SUMMARY_SUFFIX = ".json"
 
 
 class Event(enum.StrEnum):
@@ -369,9 +371,29 @@ class AuditLog:
 
     def prune(self, retention_days: int, now: float) -> list[Path]:
         removed = self.prunable(retention_days, now)
-        for path in removed:
-            path.unlink()
+        self.remove_days(removed)
         return removed
+
+    def remove_days(self, paths: list[Path]) -> None:
+        """Delete day files, then every entry of ``audit/summaries/`` that is not the summary
+        of a day file still here (theirs, and temp files a killed reader left). The summaries
+        directory is never followed through a symlink."""
+        for path in paths:
+            path.unlink()
+        kept = {p.stem + SUMMARY_SUFFIX for p in self.files()}
+        with (
+            contextlib.suppress(OSError),
+            _opened(self.directory / SUMMARY_DIR, os.O_RDONLY | os.O_DIRECTORY) as summaries,
+        ):
+            for name in set(os.listdir(summaries)) - kept:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=summaries)
+
+    def tail_digest(self, fd: int) -> str:
+        """The digest of the last complete line of the open file ``fd`` (``GENESIS_HASH``
+        when it has none)."""
+        size = _complete_size(fd)
+        return self._digest_before(fd, size) if size else GENESIS_HASH
 
     def read_file(self, path: Path) -> Iterator[Record]:
         for line in self._lines_forward(path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from recovery_cli.audit import Event, Record
 from recovery_cli.errors import UsageError
 from recovery_cli.handlers.util import format_ts
+from recovery_cli.step_stats import StepTally, mean_seconds
 from recovery_cli.store import Store
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -106,33 +106,27 @@ class StatsRow:
 
 
 def stats_of(store: Store, q: HistoryQuery) -> list[StatsRow]:
-    """``stats`` of the store's trail: counted by the backend where it can."""
+    """``stats`` of the store's trail: counted by the backend where it can, else from the
+    day files, through their summaries where those answer (``day_summaries``)."""
+    from recovery_cli.day_summaries import window_steps
+
     aggregates = store.aggregates()
     if aggregates is not None:
         return aggregates.step_stats(q)
-    return stats(store.audit.read_forward(q.since), q)
+    return rows_of(window_steps(store.audit, q.since, q.until), q)
 
 
 def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
-    """Success rate of steps per (component, strategy, failure type)."""
-    runs: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    for record in records:
-        if (
-            record.get("event") != Event.STEP
-            or not _matches(record, q)
-            or (q.until and record["ts"] > q.until)
-        ):
-            continue
-        key = (
-            str(record.get("component")),
-            str(record.get("strategy")),
-            str(record.get("failure_type") or "-"),
-        )
-        bucket = runs[key]
-        bucket[0] += 1
-        bucket[1] += record.get("outcome") == "success"
-        bucket[2] += float(record.get("duration_s") or 0)
+    """Success rate of steps per (component, strategy, failure type), counted from the
+    records themselves (dated from ``q.since``, as ``read_forward`` gives them)."""
+    steps = (
+        r for r in records if r.get("event") == Event.STEP and not (q.until and r["ts"] > q.until)
+    )
+    return rows_of(StepTally().add_all(steps), q)
+
+
+def rows_of(tally: StepTally, q: HistoryQuery) -> list[StatsRow]:
     return [
-        StatsRow(c, s, f, int(n), int(ok), round(ok / n, 3), round(total / n, 3))
-        for (c, s, f), (n, ok, total) in sorted(runs.items())
+        StatsRow(c, s, f, n, ok, round(ok / n, 3), round(mean_seconds(units, n), 3))
+        for c, s, f, n, ok, units in tally.grouped(q)
     ]

@@ -189,8 +189,7 @@ class Store:
             tx.state.counters = Tally.from_json(tx.state.counters).add(tally(records)).to_json()
             self.state_file.save(tx.state)
             tx.dirty = False
-            for path in doomed:
-                path.unlink()
+            self.audit.remove_days(doomed)
         return doomed
 
     def close(self) -> None:
