@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,24 @@ def median_seconds(argv: Sequence[str], runs: int, env: dict[str, str] | None = 
         )
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def wall_and_cpu(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """One run of ``argv``: wall seconds, and CPU seconds (user + system) of the process and
+    its children. The CPU figure moves less when other work shares the machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env=installed_env(env),
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def timed(fn: Callable[[], object], runs: int) -> float:

@@ -1,18 +1,26 @@
 """The ``recovery`` command: parse and dispatch. No decisions are made here.
 
 Each subcommand lives in ``recovery_cli/commands/``; ``dispatched`` runs it inside the one
-error handler and turns its return value into the exit code."""
+error handler and turns its return value into the exit code. ``main`` builds the parser
+lazily (``command_tree``: only the subcommand a run uses) and, when the shell asks for
+completions, completes component names from the config."""
 
 from __future__ import annotations
 
+import copy
 import functools
+import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer._click.shell_completion import CompletionItem
+from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from recovery_cli import __version__
 from recovery_cli.commands import (
@@ -79,7 +87,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: rich costs ~50 ms of start-up on every run
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (typer's, no extra import)
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Bring infrastructure back to health: probe, escalate through strategy chains, "
     "respect cooldowns, caps and approvals, and audit everything.",
@@ -99,6 +107,7 @@ def main_options(
         Path | None,
         typer.Option(
             "--config",
+            metavar="FILE",
             help="Config file (else $RECOVERY_CONFIG, ./recovery_config.yml, "
             "/etc/recovery-cli/recovery_config.yml).",
         ),
@@ -107,6 +116,7 @@ def main_options(
         str | None,
         typer.Option(
             "--state-dir",
+            metavar="DIR",
             help="State directory (else $RECOVERY_STATE_DIR, the config's state_dir, "
             "/var/lib/recovery-cli).",
         ),
@@ -160,4 +170,101 @@ app.add_typer(config_app)
 
 
 def main() -> None:
-    app()
+    """The console script: ``app`` as typer would run it, one subcommand built."""
+    command = command_tree(app)
+    if _completing(os.environ):
+        _complete_component_names(command)
+    command()
+
+
+def command_tree(typer_app: typer.Typer) -> TyperGroup:
+    """typer's command group of ``typer_app``, each subcommand built when first looked up:
+    typer builds every command's parameters from its signature, ~20 ms a run for all of
+    them, and a run uses one (``--help`` and completion still build all, to list them)."""
+    shell = copy.copy(typer_app)
+    shell.registered_commands, shell.registered_groups = [], []
+    group = typer.main.get_command(shell)
+    assert isinstance(group, TyperGroup)
+    group.commands = LazyCommands(typer_app)
+    return group
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's subcommands by name, in the order registered; each built on first use."""
+
+    def __init__(self, typer_app: typer.Typer) -> None:
+        self._build: dict[str, Callable[[], Any]] = {}
+        self._built: dict[str, Any] = {}
+        for info in typer_app.registered_commands:
+            assert info.callback is not None
+            name = info.name or typer.main.get_command_name(info.callback.__name__)
+            self._build[name] = functools.partial(_build_command, typer_app, info)
+        for group_info in typer_app.registered_groups:
+            group_name = typer.main.solve_typer_info_defaults(group_info).name
+            assert isinstance(group_name, str)
+            self._build[group_name] = functools.partial(_build_group, typer_app, group_info)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._build[name]()
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._build.setdefault(name, lambda: command)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._build[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._build)
+
+    def __len__(self) -> int:
+        return len(self._build)
+
+
+def _build_command(typer_app: typer.Typer, info: CommandInfo) -> Any:
+    return typer.main.get_command_from_info(
+        info,
+        pretty_exceptions_short=typer_app.pretty_exceptions_short,
+        rich_markup_mode=typer_app.rich_markup_mode,
+    )
+
+
+def _build_group(typer_app: typer.Typer, info: TyperInfo) -> Any:
+    return typer.main.get_group_from_info(
+        info,
+        pretty_exceptions_short=typer_app.pretty_exceptions_short,
+        suggest_commands=typer_app.suggest_commands,
+        rich_markup_mode=typer_app.rich_markup_mode,
+    )
+
+
+# the parameters that name a component: shell completion offers the config's components
+COMPONENT_PARAMETERS = frozenset({"component", "components"})
+
+
+def _completing(environ: Mapping[str, str]) -> bool:
+    """Whether the shell asks for completions (``_RECOVERY_COMPLETE=complete_bash``, the
+    variable named after the program): only then is completion set up beyond typer's."""
+    return any(name.startswith("_") and name.endswith("_COMPLETE") for name in environ)
+
+
+def _complete_component_names(command: Any) -> None:
+    """Every parameter that takes a component completes from the config's component names
+    (typer's ``autocompletion`` hook, set once here instead of in each declaration)."""
+    for param in command.params:
+        if param.name in COMPONENT_PARAMETERS:
+            param._custom_shell_complete = component_names
+    for subcommand in getattr(command, "commands", {}).values():
+        _complete_component_names(subcommand)
+
+
+def component_names(ctx: typer.Context, param: Any, incomplete: str) -> list[CompletionItem]:
+    """The config's components that start with ``incomplete`` (the config as --config,
+    $RECOVERY_CONFIG or the default paths name it; none when it cannot be read)."""
+    from recovery_cli.config import declared_components
+
+    names = declared_components(ctx.find_root().params.get("config"), os.environ)
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]

@@ -79,6 +79,20 @@ URL_CREDENTIALS = (
 DEFAULT_CONFIG_PATHS = (Path("recovery_config.yml"), Path("/etc/recovery-cli/recovery_config.yml"))
 
 
+def _no_pydantic_plugins(environ: Mapping[str, str]) -> None:
+    """Before the first validator of a process, pydantic looks for plugins: it reads the
+    entry points of every installed distribution (~15 ms a run). The tool uses none, so it
+    says so first, unless PYDANTIC_DISABLE_PLUGINS is set (then that decides). Nothing
+    else changes: the environment children inherit stays as it was."""
+    from pydantic.plugin import _loader
+
+    if "PYDANTIC_DISABLE_PLUGINS" not in environ and _loader._plugins is None:
+        _loader._plugins = {}
+
+
+_no_pydantic_plugins(os.environ)
+
+
 def _no_bool(value: object) -> object:
     if isinstance(value, bool):  # YAML's true is not the number 1 here
         raise ValueError("must be a number, not true/false")
@@ -115,7 +129,12 @@ Grace = Annotated[Number, Field(ge=0, le=MAX_TIMEOUT_SECONDS)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Frozen, no unknown keys. Built when first used (``defer_build``): a validator of its
+    own only for a model validated on its own; ``Config``'s validator holds the nested ones,
+    and the defaults below are built without one (``model_construct``: their values as
+    declared)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RetryPolicy(Strict):
@@ -134,7 +153,7 @@ class Defaults(Strict):
     probe_interval_seconds: Timeout = 10.0  # how often `watch` probes each component
     approval_ttl_seconds: Whole = Field(3600, ge=1, le=MAX_APPROVAL_TTL_SECONDS)
     lock_wait_seconds: Number = Field(10.0, ge=0, le=MAX_LOCK_WAIT_SECONDS)
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = RetryPolicy.model_construct()
     max_attempts_per_day: DailyCap | None = None
     failures_before_action: ProbeCount = 1
     successes_before_healthy: ProbeCount = 1
@@ -167,6 +186,10 @@ class StrategyConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     timeout_seconds: Timeout | None = None
     retry: RetryPolicy | None = None
+
+
+# a strategy the component does not configure: the defaults
+NO_STRATEGY_SETTINGS = StrategyConfig.model_construct()
 
 
 class ServiceConfig(Strict):
@@ -282,10 +305,10 @@ class AlertmanagerReceiver(Strict):
 
 class ApiConfig(Strict):
     tokens: list[ApiToken] = Field(default_factory=list, max_length=100)
-    rate_limit: ApiRateLimit = ApiRateLimit()
+    rate_limit: ApiRateLimit = ApiRateLimit.model_construct()
     ssl_certfile: Text | None = None
     ssl_keyfile: Text | None = None
-    alertmanager: AlertmanagerReceiver = AlertmanagerReceiver()
+    alertmanager: AlertmanagerReceiver = AlertmanagerReceiver.model_construct()
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiConfig:
@@ -330,14 +353,14 @@ class Config(Strict):
     state_dir: str | None = None
     # the host name records and host-scoped state use (else $RECOVERY_HOST, else the machine's)
     host: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")] | None = None
-    state: StateBackend = StateBackend()
-    fleet: Fleet = Fleet()
-    defaults: Defaults = Defaults()
-    audit: AuditConfig = AuditConfig()
+    state: StateBackend = StateBackend.model_construct()
+    fleet: Fleet = Fleet.model_construct()
+    defaults: Defaults = Defaults.model_construct()
+    audit: AuditConfig = AuditConfig.model_construct()
     components: dict[ComponentKey, ComponentConfig] = Field(min_length=1, max_length=MAX_COMPONENTS)
     degraded_modes: dict[ComponentName, DegradedMode] = Field(default_factory=dict)
-    alerting: Alerting = Alerting()
-    api: ApiConfig = ApiConfig()
+    alerting: Alerting = Alerting.model_construct()
+    api: ApiConfig = ApiConfig.model_construct()
     # what the kinds say cannot work as meant: ``file:line: key: message`` lines
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
@@ -398,7 +421,7 @@ class Config(Strict):
         return self.components[name].probe_timeout_seconds or self.defaults.probe_timeout_seconds
 
     def strategy(self, name: str, strategy: str) -> StrategyConfig:
-        return self.components[name].strategies.get(strategy, StrategyConfig())
+        return self.components[name].strategies.get(strategy, NO_STRATEGY_SETTINGS)
 
     def retry(self, name: str, strategy: str) -> RetryPolicy:
         return self.strategy(name, strategy).retry or self.defaults.retry
@@ -458,6 +481,21 @@ def resolve_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Pa
     raise ConfigError(
         [ConfigProblem("-", 0, "", f"no config found (tried --config, $RECOVERY_CONFIG, {tried})")]
     )
+
+
+def declared_components(explicit: Path | None, environ: Mapping[str, str]) -> list[str]:
+    """The component names the config declares, for shell completion: the file is read and
+    parsed, not validated (a config with a problem still names its components); none when
+    there is no config that can be read."""
+    try:
+        path = resolve_config_path(explicit, environ)
+        data = yaml_lines.load(_read_config(path), str(path)).data
+    except ConfigError:
+        return []
+    components = data.get("components") if isinstance(data, dict) else None
+    if not isinstance(components, dict):
+        return []
+    return [name for name in components if isinstance(name, str)]
 
 
 Path_ = tuple[str | int, ...]
