@@ -40,6 +40,17 @@ class Alertmanager:
             alerts: list[dict[str, Any]] = json.load(answer)
         return alerts
 
+    def post(self, alerts: list[dict[str, Any]]) -> None:
+        """``POST /api/v2/alerts``: each alert a dict of labels, annotations, startsAt, endsAt."""
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
     def firing(self, **labels: str) -> list[dict[str, Any]]:
         """Active alerts whose labels include ``labels``, ended or not by their endsAt."""
         return [
