@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from recovery_cli import approvals, facts
+from recovery_cli import approvals, chain_order, facts
 from recovery_cli.approvals import Approval, ApprovalStatus
 from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner, loss_note
+from recovery_cli.chain_order import ChainOrder
 from recovery_cli.errors import ExitCode, UsageError
 from recovery_cli.handlers.base import WOULD_LOSE, ProbeResult
 from recovery_cli.lifecycle import LifeState
@@ -66,7 +67,8 @@ class ApprovalFlow:
             probe = ctx.components.probe(name, fresh=True)
             if acquired and probe.healthy:
                 return self._not_needed(approval, probe, operator)
-            chain = self._remaining(name, approval)
+            order = chain_order.resolve(ctx.config, ctx.store, name, approval.failure_type)
+            chain = _remaining(order, approval)
             plan = self.chain.step_plan(name, approval.strategy, probe.failure_type, person)
             facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
             with ctx.store.transaction(ctx.wait) as tx:
@@ -76,15 +78,9 @@ class ApprovalFlow:
                 decision = facts.decide(ctx, tx, name, life, chain, person, asking)
                 if decision.verdict is not Verdict.ACT:
                     return self._refuse(tx, name, approval, decision, matches)
-                attempt = self._consume(tx, approval, probe, request, at_prompt, plan)
+                attempt = self._consume(tx, approval, probe, request, at_prompt, plan, order)
             report = self.chain.run_chain(attempt, chain, probe, approved=approval.strategy)
             return replace(report, approval_id=report.approval_id or approval.id)
-
-    def _remaining(self, name: str, approval: Approval) -> list[str]:
-        chain = self.ctx.config.chain_for(name, approval.failure_type)
-        if approval.strategy in chain:
-            return chain[chain.index(approval.strategy) :]
-        return [approval.strategy]
 
     def _usable_approval(self, approval_id: str) -> Approval:
         ctx = self.ctx
@@ -188,6 +184,7 @@ class ApprovalFlow:
         request: RecoverRequest,
         at_prompt: bool = False,
         plan: Mapping[str, Any] | None = None,
+        order: ChainOrder | None = None,
     ) -> Attempt:
         """Mark the approval used and write the attempt intent in the decision's transaction:
         single use even when two people approve at the same second."""
@@ -220,6 +217,7 @@ class ApprovalFlow:
             operator=operator,
             failure_type=probe.failure_type,
             approval_id=approval.id,
+            chain_order=order.to_record() if order else None,
         )
         life = ctx.tracker.life(tx.state, name)
         ctx.tracker.put(tx, name, life, LifeState.RECOVERING, "approved", f"approved by {operator}")
@@ -268,3 +266,12 @@ class ApprovalFlow:
         ctx.tracker.settle_alert(ctx.store, approval.component)
         ctx.send_alerts()
         return approval
+
+
+def _remaining(order: ChainOrder, approval: Approval) -> list[str]:
+    """The approved step and what follows it in the chain's order (the step alone when the
+    chain no longer holds it)."""
+    chain = list(order.order)
+    if approval.strategy in chain:
+        return chain[chain.index(approval.strategy) :]
+    return [approval.strategy]

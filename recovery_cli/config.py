@@ -53,6 +53,7 @@ MAX_COMPONENTS = 1000
 MAX_ATTEMPTS_PER_DAY = 24 * MAX_ATTEMPTS_PER_HOUR
 MAX_PROBE_COUNT = 100  # failures_before_action, successes_before_healthy, flap_max
 MAX_REPEAT_SECONDS = DAY
+MAX_ADAPTIVE_MIN_RUNS = 1000
 SEVERITIES = {"critical": "critical", "high": "critical", "medium": "warning", "low": "info"}
 UNHEALTHY_PERCENT = re.compile(r"^(\d{1,3}(\.\d+)?)%$")
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -145,6 +146,21 @@ class RetryPolicy(Strict):
     jitter: bool = True
 
 
+class AdaptiveSettings(Strict):
+    """How ``chain_order: adaptive`` reads the trail: the runs a strategy needs before it is
+    ranked, and how many days of step records count."""
+
+    min_runs: Whole = Field(5, ge=1, le=MAX_ADAPTIVE_MIN_RUNS)
+    window_days: Whole = Field(30, ge=1, le=MAX_RETENTION_DAYS)
+
+
+class AdaptiveOverride(Strict):
+    """A component's own ``adaptive`` values; a key left out is the defaults'."""
+
+    min_runs: Annotated[Whole, Field(ge=1, le=MAX_ADAPTIVE_MIN_RUNS)] | None = None
+    window_days: Annotated[Whole, Field(ge=1, le=MAX_RETENTION_DAYS)] | None = None
+
+
 class Defaults(Strict):
     cooldown_seconds: Cooldown = 300
     max_attempts_per_hour: HourlyCap = 3
@@ -162,6 +178,7 @@ class Defaults(Strict):
     flap_window_seconds: Window = 600.0
     # more components down at once than this (a count, or "N%" of the components): stop
     max_unhealthy: Whole | str | None = None
+    adaptive: AdaptiveSettings = AdaptiveSettings.model_construct()
 
     @field_validator("max_unhealthy")
     @classmethod
@@ -236,6 +253,9 @@ class ComponentConfig(Strict):
     chain: list[str] = Field(min_length=1)
     on_failure: dict[str, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
+    # adaptive: the automatic steps ranked by their record for the failure at hand
+    chain_order: Literal["configured", "adaptive"] = "configured"
+    adaptive: AdaptiveOverride | None = None
     cooldown_seconds: Cooldown | None = None
     max_attempts_per_hour: HourlyCap | None = None
     step_timeout_seconds: Timeout | None = None
@@ -431,6 +451,16 @@ class Config(Strict):
             return True
         return self.strategy(name, strategy).approval == "required"
 
+    def adaptive(self, name: str) -> AdaptiveSettings:
+        """The component's adaptive settings, each key its own or the defaults'."""
+        own, base = self.components[name].adaptive, self.defaults.adaptive
+        if own is None:
+            return base
+        return AdaptiveSettings.model_construct(
+            min_runs=base.min_runs if own.min_runs is None else own.min_runs,
+            window_days=base.window_days if own.window_days is None else own.window_days,
+        )
+
     def chain_for(self, name: str, failure_type: str | None) -> list[str]:
         """The steps for this failure, without those the kind says cannot fix it."""
         component = self.components[name]
@@ -542,7 +572,7 @@ def parse_config(text: str, filename: str) -> Config:
     problems = _problems(document, _cross_checks(config))
     if problems:
         raise ConfigError(problems)
-    warnings = _handler_warnings(config) + _backend_warnings(config)
+    warnings = _handler_warnings(config) + _backend_warnings(config) + _adaptive_warnings(config)
     config._warnings = [str(w) for w in _problems(document, warnings)]
     return config
 
@@ -733,6 +763,15 @@ def _backend_warnings(config: Config) -> list[tuple[Path_, str]]:
     if config.fleet.max_concurrent_actions is not None:
         found.append((("fleet", "max_concurrent_actions"), "has no effect on the file backend"))
     return found
+
+
+def _adaptive_warnings(config: Config) -> list[tuple[Path_, str]]:
+    """``adaptive`` settings on a component whose chain runs in the configured order."""
+    return [
+        (("components", name, "adaptive"), "has no effect unless chain_order is adaptive")
+        for name, component in config.components.items()
+        if component.adaptive is not None and component.chain_order != "adaptive"
+    ]
 
 
 def _cycle_checks(config: Config) -> list[tuple[Path_, str]]:

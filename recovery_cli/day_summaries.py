@@ -3,8 +3,9 @@ small files instead of every record.
 
 A day file that is not the newest is complete: the writer only ever appends to the newest one.
 The first ``--stats`` that parses a complete day keeps what it counted in
-``audit/summaries/<day>.json``: the step tally, the span of the steps' ``ts``, the count of
-skipped lines, and the file's fingerprint (size, inode, mtime and ctime in ns, the digest of
+``audit/summaries/<day>.json``: the step tally, the span of the steps' ``ts``, the day's
+lifecycle changes (``state_changed``, for the incidents and uptime), the count of skipped
+lines, and the file's fingerprint (size, inode, mtime and ctime in ns, the digest of
 its last line). A summary is used only for a day that lies wholly inside the query's window
 and only while the fingerprint still matches the file; any change to the file (an edit moves
 its ctime) has it parsed again and the summary rebuilt. A summary is written to a temp file,
@@ -36,18 +37,21 @@ from recovery_cli.audit import (
     Digester,
     Event,
     ReadStats,
+    parse_line,
 )
 from recovery_cli.day_scan import day_records
 from recovery_cli.errors import RecoveryError
 from recovery_cli.handlers.util import private_dir_problem
+from recovery_cli.outcomes import Change, change_of
 from recovery_cli.statedir import NOFOLLOW, PRIVATE_FILE_MODE, private_subdir
 from recovery_cli.step_stats import StepTally
 
-VERSION = 1
+VERSION = 2
 MAX_SUMMARY_BYTES = 1 << 20  # a day's tally is a few hundred bytes; past this it is not kept
 SETTLE_NS = 1_000_000_000
 READ_FLAGS = os.O_RDONLY | NOFOLLOW
 FINGERPRINT_FIELDS = ("size", "inode", "mtime_ns", "ctime_ns")
+FIRST_LINE_BYTES = 1 << 16  # a record is far shorter
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class DaySummary:
     first_ts: str | None  # the span of the steps' ts; None: the day has no steps
     last_ts: str | None
     corrupt_lines: int
+    changes: tuple[Change, ...] = ()  # every lifecycle change of the day, in file order
 
     def inside(self, window: Window) -> StepTally | None:
         """The day's steps inside ``window``; None when the window cuts through them."""
@@ -122,6 +127,7 @@ class DaySummary:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "corrupt_lines": self.corrupt_lines,
+            "changes": [c.to_json() for c in self.changes],
         }
 
     def encoded(self, digester: Digester) -> bytes:
@@ -149,8 +155,10 @@ class DaySummary:
         fingerprint = Fingerprint.from_json(data.get("file"))
         steps = StepTally.from_json(data.get("steps"))
         first, last, corrupt = data.get("first_ts"), data.get("last_ts"), data.get("corrupt_lines")
+        changes = _changes(data.get("changes"))
         if (
-            data.get("version") != VERSION
+            changes is None
+            or data.get("version") != VERSION
             or type(data.get("day_file")) is not str
             or fingerprint is None
             or steps is None
@@ -159,7 +167,14 @@ class DaySummary:
             or corrupt < 0
         ):
             return None
-        return cls(data["day_file"], fingerprint, steps, first, last, corrupt)
+        return cls(data["day_file"], fingerprint, steps, first, last, corrupt, changes)
+
+
+def _changes(data: object) -> tuple[Change, ...] | None:
+    if not isinstance(data, list):
+        return None
+    changes = tuple(Change.from_json(entry) for entry in data)
+    return None if None in changes else changes  # type: ignore[return-value]
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -269,16 +284,35 @@ def read_small(name: str, directory: int) -> bytes | None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class WindowCounts:
+    steps: StepTally  # the steps inside the window
+    changes: list[Change]  # the lifecycle changes from the window's start on, oldest first
+
+
 def window_steps(
     audit: AuditLog, since: str | None, until: str | None, settle_ns: int = SETTLE_NS
 ) -> StepTally:
     """The step records dated from ``since`` to ``until`` in the day files that can hold
     them: what counting ``audit.read_forward(since)`` up to ``until`` gives (skipped lines
     are counted in ``audit.stats`` the same way), through summaries where they answer."""
+    return window_counts(audit, since, until, settle_ns).steps
+
+
+def window_changes(audit: AuditLog, since: str | None, settle_ns: int = SETTLE_NS) -> list[Change]:
+    """The lifecycle changes dated ``since`` or later, oldest first."""
+    return window_counts(audit, since, None, settle_ns).changes
+
+
+def window_counts(
+    audit: AuditLog, since: str | None, until: str | None, settle_ns: int = SETTLE_NS
+) -> WindowCounts:
+    """``window_steps``, and the lifecycle changes from ``since`` on (later than ``until``
+    too: they tell the state a component held through the window), in one pass."""
     files = audit.files()
     newest = files[-1] if files else None
     window = Window(since, until)
-    total = StepTally()
+    total, changes = StepTally(), list[Change]()
     with summaries_of(audit, settle_ns) as summaries:
         for path in files:
             if since and path.name[:10] < since[:10]:
@@ -288,10 +322,33 @@ def window_steps(
             except FileNotFoundError:  # pruned since it was listed
                 continue
             try:
-                total.merge(day_steps(fd, path.name, path != newest, audit, window, summaries))
+                steps, day = day_counts(fd, path.name, path != newest, audit, window, summaries)
             finally:
                 os.close(fd)
-    return total
+            total.merge(steps)
+            changes.extend(c for c in day if since is None or c.ts >= since)
+    return WindowCounts(total, sorted(changes, key=lambda c: c.at))
+
+
+def first_ts(audit: AuditLog) -> str | None:
+    """The ``ts`` of the trail's first record: where the oldest day file starts (read from
+    its first line when that holds a record, else from its records)."""
+    for path in audit.files():
+        try:
+            fd = os.open(path, READ_FLAGS)
+        except FileNotFoundError:
+            continue
+        try:
+            head = os.pread(fd, FIRST_LINE_BYTES, 0)
+            line = head[: head.find(b"\n") + 1] if b"\n" in head else b""
+            record = parse_line(line, ReadStats()) if line else None
+            if record is None:
+                record = next(day_records(fd, ReadStats()), None)
+        finally:
+            os.close(fd)
+        if record is not None:
+            return str(record["ts"])
+    return None
 
 
 @contextmanager
@@ -303,22 +360,22 @@ def summaries_of(audit: AuditLog, settle_ns: int) -> Iterator[SummaryDir]:
         summaries.close()
 
 
-def day_steps(
+def day_counts(
     fd: int, name: str, complete: bool, audit: AuditLog, window: Window, summaries: SummaryDir
-) -> StepTally:
-    """One day file's steps inside ``window``: from its summary when that answers, else
-    parsed (and, for a complete day, its summary rebuilt)."""
+) -> tuple[StepTally, tuple[Change, ...]]:
+    """One day file's steps inside ``window`` and all its lifecycle changes: from its
+    summary when that answers, else parsed (and, for a complete day, its summary rebuilt)."""
     fingerprint = Fingerprint.of(fd, audit) if complete else None
     summary = summaries.load(name, fingerprint) if fingerprint else None
     inside = summary.inside(window) if summary else None
     if summary is not None and inside is not None:
         audit.stats.corrupt_lines += summary.corrupt_lines
-        return inside
+        return inside, summary.changes
     parsed = parse_day(fd, window)
     audit.stats.corrupt_lines += parsed.corrupt_lines
     if summary is None and fingerprint and Fingerprint.of(fd, audit) == fingerprint:
         summaries.save(parsed.summary(name, fingerprint))
-    return parsed.inside
+    return parsed.inside, parsed.changes
 
 
 @dataclass(frozen=True)
@@ -328,16 +385,32 @@ class ParsedDay:
     first_ts: str | None
     last_ts: str | None
     corrupt_lines: int
+    changes: tuple[Change, ...]
 
     def summary(self, name: str, fingerprint: Fingerprint) -> DaySummary:
         whole = StepTally().merge(self.inside).merge(self.outside)
-        return DaySummary(name, fingerprint, whole, self.first_ts, self.last_ts, self.corrupt_lines)
+        return DaySummary(
+            name,
+            fingerprint,
+            whole,
+            self.first_ts,
+            self.last_ts,
+            self.corrupt_lines,
+            self.changes,
+        )
 
 
 def parse_day(fd: int, window: Window) -> ParsedDay:
-    """Every step of the open day file, counted once, inside or outside ``window``."""
+    """Every step of the open day file, counted once, inside or outside ``window``, and
+    every lifecycle change."""
     stats = ReadStats()
-    steps = [r for r in day_records(fd, stats) if r.get("event") == Event.STEP]
+    steps, changes = [], []
+    for record in day_records(fd, stats):
+        event = record.get("event")
+        if event == Event.STEP:
+            steps.append(record)
+        elif event == Event.STATE_CHANGED and (change := change_of(record)) is not None:
+            changes.append(change)
     stamps = [r["ts"] for r in steps]
     first, last = (min(stamps), max(stamps)) if stamps else (None, None)
     if first is None or last is None or (window.holds(first) and window.holds(last)):
@@ -348,5 +421,10 @@ def parse_day(fd: int, window: Window) -> ParsedDay:
         inside = [r for r in steps if window.holds(r["ts"])]
         outside = [r for r in steps if not window.holds(r["ts"])]
     return ParsedDay(
-        StepTally().add_all(inside), StepTally().add_all(outside), first, last, stats.corrupt_lines
+        StepTally().add_all(inside),
+        StepTally().add_all(outside),
+        first,
+        last,
+        stats.corrupt_lines,
+        tuple(changes),
     )

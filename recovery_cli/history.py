@@ -1,17 +1,21 @@
-"""``recovery history``: audit records newest first, filtered; and success-rate statistics."""
+"""``recovery history``: audit records newest first, filtered; success-rate statistics; and
+each component's incidents, time to recover and uptime (``outcomes``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from recovery_cli.audit import Event, Record
+from recovery_cli.audit import Event, Record, parse_ts_or
 from recovery_cli.errors import UsageError
 from recovery_cli.handlers.util import format_ts
-from recovery_cli.step_stats import StepTally, mean_seconds
+from recovery_cli.lifecycle import Life
+from recovery_cli.outcomes import ComponentOutcome, component_outcomes, weighted_median
+from recovery_cli.step_stats import StepGroup, StepTally, mean_seconds
 from recovery_cli.store import Store
+from recovery_cli.success_rate import wilson
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -100,9 +104,31 @@ class StatsRow:
     successes: int
     success_rate: float
     mean_duration_s: float
+    # figures that follow from the steps counted above; rows compare by those alone
+    rate_low: float = field(default=0.0, compare=False)  # the 95% Wilson interval
+    rate_high: float = field(default=1.0, compare=False)
+    median_duration_s: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+def stats_row(
+    component: str, strategy: str, failure: str, runs: int, ok: int, mean: float, median: float
+) -> StatsRow:
+    interval = wilson(ok, runs)
+    return StatsRow(
+        component,
+        strategy,
+        failure,
+        runs,
+        ok,
+        round(ok / runs, 3),
+        round(mean, 3),
+        round(interval.low, 3),
+        round(interval.high, 3),
+        round(median, 3),
+    )
 
 
 def stats_of(store: Store, q: HistoryQuery) -> list[StatsRow]:
@@ -126,7 +152,52 @@ def stats(records: Iterator[Record], q: HistoryQuery) -> list[StatsRow]:
 
 
 def rows_of(tally: StepTally, q: HistoryQuery) -> list[StatsRow]:
-    return [
-        StatsRow(c, s, f, n, ok, round(ok / n, 3), round(mean_seconds(units, n), 3))
-        for c, s, f, n, ok, units in tally.grouped(q)
-    ]
+    return [_row(group) for group in tally.grouped(q)]
+
+
+def _row(group: StepGroup) -> StatsRow:
+    mean = mean_seconds(group.units, group.runs)
+    return stats_row(
+        group.component,
+        group.strategy,
+        group.failure_type,
+        group.runs,
+        group.successes,
+        mean,
+        weighted_median(group.durations),
+    )
+
+
+@dataclass(frozen=True)
+class Analytics:
+    """What ``history --stats`` shows: the step rows and each component's outcome."""
+
+    rows: list[StatsRow]
+    components: list[ComponentOutcome]
+
+
+def analytics_of(store: Store, q: HistoryQuery) -> Analytics:
+    """``stats_of`` and each component's incidents, time to recover and uptime over ``q``'s
+    window (up to now at the latest), the day files read once."""
+    from recovery_cli.day_summaries import first_ts, window_counts
+
+    aggregates = store.aggregates()
+    if aggregates is not None:
+        rows, changes = aggregates.step_stats(q), aggregates.changes(q.since)
+        first = None if q.since else aggregates.first_ts()
+    else:
+        counted = window_counts(store.audit, q.since, q.until)
+        rows, changes = rows_of(counted.steps, q), counted.changes
+        first = None if q.since else first_ts(store.audit)
+    now = store.now()
+    start = _epoch(q.since or first, now)
+    end = min(now, _epoch(q.until, now))
+    states = {
+        name: str(Life.from_json(life).state)
+        for name, life in store.load_state().components.items()
+    }
+    return Analytics(rows, component_outcomes(changes, start, end, states, q.components))
+
+
+def _epoch(ts: str | None, default: float) -> float:
+    return parse_ts_or(ts, default) if ts else default

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from recovery_cli import approvals
 from recovery_cli.alerts import ON_FALLBACK
 from recovery_cli.config import Config
-from recovery_cli.counters import DURATION_BUCKETS, Key, Tally, tally
+from recovery_cli.counters import DURATION_BUCKETS, RECOVER_BUCKETS, Key, Tally, tally
 from recovery_cli.errors import StateError, UsageError
 from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.state_file import State
@@ -55,7 +55,7 @@ def _families(config: Config, store: Store, state: State, totals: Tally) -> Iter
 
 
 def _counters(totals: Tally) -> Iterator[Metric]:
-    from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.core import GaugeMetricFamily
 
     yield _counter(
         "infra_recovery_attempts",
@@ -75,14 +75,24 @@ def _counters(totals: Tally) -> Iterator[Metric]:
         ["component"],
         totals.overrides,
     )
-    duration = HistogramMetricFamily(
+    yield _counter(
+        "infra_recovery_incidents",
+        "Incidents: a component left healthy (its first failing probe)",
+        ["component", "failure_type"],
+        totals.incidents,
+    )
+    yield _histogram(
         "infra_recovery_duration_seconds",
         "Duration of finished recovery attempts",
-        labels=["component"],
+        totals.durations,
+        DURATION_BUCKETS,
     )
-    for key, counts in sorted(totals.durations.items()):
-        duration.add_metric(list(key), _buckets(counts), sum_value=counts[-1])
-    yield duration
+    yield _histogram(
+        "infra_recovery_time_to_recover_seconds",
+        "Time from an incident's first failing probe to its first healthy one",
+        totals.recover_times,
+        RECOVER_BUCKETS,
+    )
     last = GaugeMetricFamily(
         "infra_recovery_last_success_timestamp_seconds",
         "Last successful recovery",
@@ -102,9 +112,20 @@ def _counter(name: str, text: str, labels: list[str], table: dict[Key, float]) -
     return family
 
 
-def _buckets(counts: list[float]) -> list[tuple[str, float]]:
+def _histogram(
+    name: str, text: str, table: dict[Key, list[float]], bounds: tuple[float, ...]
+) -> Metric:
+    from prometheus_client.core import HistogramMetricFamily
+
+    family = HistogramMetricFamily(name, text, labels=["component"])
+    for key, counts in sorted(table.items()):
+        family.add_metric(list(key), _buckets(counts, bounds), sum_value=counts[-1])
+    return family
+
+
+def _buckets(counts: list[float], bounds: tuple[float, ...]) -> list[tuple[str, float]]:
     cumulative, out = 0.0, []
-    for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts[:-1], strict=True):
+    for bound, count in zip((*bounds, float("inf")), counts[:-1], strict=True):
         cumulative += count
         out.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
     return out

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from recovery_cli import alerts, approvals, facts, policy
+from recovery_cli import alerts, approvals, chain_order, facts, policy
 from recovery_cli.approval_run import ApprovalFlow
 from recovery_cli.approvals import Approval
 from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner
+from recovery_cli.chain_order import ChainOrder
 from recovery_cli.config import Config
 from recovery_cli.environment import Environment
 from recovery_cli.errors import ExitCode, UsageError
@@ -222,10 +223,11 @@ class Orchestrator:
         ctx.degraded.leave(name, ctx.env.operator(request.operator))
         return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
 
-    def _chain(self, name: str, probe: ProbeResult, request: RecoverRequest) -> list[str]:
+    def _chain(self, name: str, probe: ProbeResult, request: RecoverRequest) -> ChainOrder:
+        """The steps and the order they run in (read before any lock is taken)."""
         if request.strategy:
-            return [request.strategy]
-        return self.ctx.config.chain_for(name, probe.failure_type)
+            return chain_order.configured([request.strategy], "requested")
+        return chain_order.resolve(self.ctx.config, self.ctx.store, name, probe.failure_type)
 
     def _gate_and_run(
         self,
@@ -236,7 +238,8 @@ class Orchestrator:
         unhealthy: int,
     ) -> ComponentReport:
         ctx = self.ctx
-        chain = self._chain(name, probe, request)
+        order = self._chain(name, probe, request)
+        chain = list(order.order)
         plan = self._first_step_plan(name, chain, probe, request)
         facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
         with ctx.store.transaction(ctx.wait) as tx:
@@ -248,8 +251,8 @@ class Orchestrator:
                     None, chain[0], probe.failure_type, name=name, request=request, tx=tx, plan=plan
                 )
             if decision.verdict is not Verdict.ACT:
-                return self._refused(tx, name, probe, decision, chain, request)
-            attempt = self._start(tx, name, probe, chain, request)
+                return self._refused(tx, name, probe, decision, order, request)
+            attempt = self._start(tx, name, probe, chain, request, chain_order=order.to_record())
         return self.chain.run_chain(attempt, chain, probe)
 
     def _first_step_plan(
@@ -293,10 +296,10 @@ class Orchestrator:
         name: str,
         probe: ProbeResult,
         decision: Decision,
-        chain: Sequence[str],
+        order: ChainOrder,
         request: RecoverRequest,
     ) -> ComponentReport:
-        ctx = self.ctx
+        ctx, chain = self.ctx, order.order
         common = {
             "trigger": request.trigger,
             "failure_type": probe.failure_type,
@@ -309,6 +312,7 @@ class Orchestrator:
                 name,
                 outcome=Outcome.SHADOW,
                 strategy=",".join(chain),
+                chain_order=order.to_record(),
                 **{**common, "detail": f"shadow mode: would run {', '.join(chain)}"},
             )
         elif decision.verdict is Verdict.BLOCK:
@@ -363,9 +367,10 @@ class Orchestrator:
         self, name: str, probe: ProbeResult, request: RecoverRequest, unhealthy: int
     ) -> ComponentReport:
         ctx = self.ctx
-        chain = self._chain(name, probe, request)
         if probe.healthy and not request.force:
             return ComponentReport(name, ExitCode.OK, "healthy", probe.health, None, probe.detail)
+        order = self._chain(name, probe, request)
+        chain = list(order.order)
         with ctx.store.component_lock(name) if not ctx.store.read_only else _NoLock() as lock:
             held = not lock.acquire(0)
         facts.probe_dependencies(ctx, name)  # before the transaction: no lock held
@@ -392,6 +397,7 @@ class Orchestrator:
             "dry run: nothing was changed",
             steps=steps,
             plan=tuple(chain),
+            chain_order=order.to_record(),
         )
 
     def _dry_step(

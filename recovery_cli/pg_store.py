@@ -62,6 +62,7 @@ from recovery_cli.store import Store, Transaction
 if TYPE_CHECKING:
     from recovery_cli.counters import Tally
     from recovery_cli.history import HistoryQuery, StatsRow
+    from recovery_cli.outcomes import Change
 
 STATE_LOCK = "recovery-cli:state"
 FLEET_DOC = "fleet"
@@ -292,8 +293,12 @@ class PgAudit:
 
     def attempts(self, component: str, since: str, host: str | None) -> list[Record]:
         """A component's attempt records from ``since`` on (this host's only, if given)."""
+        return self.events_of(Event.ATTEMPT, component, since, host)
+
+    def events_of(self, event: Event, component: str, since: str, host: str | None) -> list[Record]:
+        """A component's records of ``event`` from ``since`` on (this host's only, if given)."""
         sql = "SELECT line FROM recovery_audit WHERE event = %s AND component = %s AND ts >= %s"
-        params: list[Any] = [Event.ATTEMPT.value, component, since]
+        params: list[Any] = [event.value, component, since]
         if host is not None:
             sql += " AND host = %s"
             params.append(host)
@@ -648,6 +653,12 @@ class PgStore(Store):
         records = self.pg_audit.attempts(component, start, self._host_of(component))
         return [r for r in records if parse_ts_or(r.get("ts"), now) >= since]
 
+    def step_records(self, component: str, since: float) -> Iterator[Record]:
+        if not self.reach():
+            return super().step_records(component, since)
+        start = format_ts(since)
+        return iter(self.pg_audit.events_of(Event.STEP, component, start, self._host_of(component)))
+
     def _host_of(self, component: str) -> str | None:
         """The host whose attempts count for ``component``: None (all) for a fleet one."""
         return None if self.scopes.get(component) == "fleet" else self.env.host
@@ -852,7 +863,7 @@ class PgAggregates:
         self.conn = store.connection()
 
     def step_stats(self, query: HistoryQuery) -> list[StatsRow]:
-        from recovery_cli.history import StatsRow
+        from recovery_cli.history import stats_row
 
         if query.events and Event.STEP.value not in query.events:
             return []
@@ -872,17 +883,35 @@ class PgAggregates:
         rows = self.conn.execute(
             "SELECT coalesce(component, 'None'), coalesce(strategy, 'None'),"
             " coalesce(nullif(failure_type, ''), '-'), count(*),"
-            " count(*) FILTER (WHERE outcome = 'success'), coalesce(sum(duration_s), 0)"
+            " count(*) FILTER (WHERE outcome = 'success'), coalesce(sum(duration_s), 0),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(duration_s, 0))"
             f" FROM recovery_audit WHERE {' AND '.join(where)} GROUP BY 1, 2, 3",
             params,
         ).fetchall()
         return [
-            StatsRow(c, s, f, n, ok, round(ok / n, 3), round(total / n, 3))
-            for c, s, f, n, ok, total in sorted(rows)
+            stats_row(c, s, f, n, ok, total / n, float(median))
+            for c, s, f, n, ok, total, median in sorted(rows)
         ]
 
+    def changes(self, since: str | None) -> list[Change]:
+        """The lifecycle changes dated ``since`` or later, oldest first."""
+        from recovery_cli.outcomes import change_of
+
+        rows = self.conn.execute(
+            "SELECT line FROM recovery_audit WHERE event = 'state_changed'"
+            " AND (%s::text IS NULL OR ts >= %s) ORDER BY seq",
+            (since, since),
+        ).fetchall()
+        records = (parse_line(line, ReadStats()) for (line,) in rows)
+        found = (change_of(r) for r in records if r is not None)
+        return sorted((c for c in found if c is not None), key=lambda c: c.at)
+
+    def first_ts(self) -> str | None:
+        row = self.conn.execute("SELECT ts FROM recovery_audit ORDER BY seq LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
     def tally(self) -> Tally:
-        from recovery_cli.counters import DURATION_BUCKETS, ENDED, RECOVERED, Tally
+        from recovery_cli.counters import DURATION_BUCKETS, ENDED, RECOVERED, Tally, incident_tally
 
         counted = Tally()
         ended, recovered = sorted(ENDED), sorted(RECOVERED)
@@ -923,4 +952,4 @@ class PgAggregates:
             " WHERE event = 'attempt' AND outcome = 'started' AND override GROUP BY 1"
         ):
             counted.overrides[(component,)] += n
-        return counted
+        return counted.add(incident_tally(self.changes(None)))

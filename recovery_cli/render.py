@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from recovery_cli.audit import Record
     from recovery_cli.drill import DrillCase
     from recovery_cli.history import StatsRow
+    from recovery_cli.outcomes import ComponentOutcome
     from recovery_cli.results import ComponentReport
     from recovery_cli.status import ComponentStatus
 
@@ -423,6 +424,19 @@ def recover_reports(reports: Sequence[ComponentReport], wide: bool = False) -> N
     ]
     if steps:
         table(STEP_COLUMNS, steps, title="steps", wide=wide)
+    _dry_run_orders(reports)
+
+
+def _dry_run_orders(reports: Sequence[ComponentReport]) -> None:
+    """A dry run's adaptive chain order and the numbers behind it, per component (a
+    configured order is the steps table's)."""
+    from recovery_cli.chain_order import explain
+
+    for r in reports:
+        if r.outcome == "dry_run" and r.chain_order and r.chain_order["mode"] == "adaptive":
+            out(f"\n{r.component}:")
+            for line in explain(r.chain_order):
+                prose(f"  {line}", "    ")
 
 
 def _status_columns(now: float) -> tuple[Column, ...]:
@@ -525,7 +539,9 @@ STATS_COLUMNS = (
     Column("runs", rank=70),
     Column("ok", rank=60),
     Column("success rate", rank=95, keep=True, paint=_rate_style),
+    Column("95% interval", rank=45),
     Column("mean s", rank=40),
+    Column("median s", rank=30),
 )
 
 
@@ -540,12 +556,54 @@ def stats_rows(rows: Sequence[StatsRow], wide: bool = False) -> None:
                 r.runs,
                 r.successes,
                 f"{r.success_rate:.0%}",
+                f"{r.rate_low:.0%}-{r.rate_high:.0%}",
                 r.mean_duration_s,
+                r.median_duration_s,
             ]
             for r in rows
         ],
         wide=wide,
     )
+
+
+OUTCOME_COLUMNS = (
+    Column("component", rank=100, keep=True, fold=16),
+    Column("incidents", rank=90, keep=True),
+    Column("recovered", rank=50),
+    Column("open", rank=60),
+    Column("MTTR", rank=95, keep=True),
+    Column("median", rank=40),
+    Column("p90", rank=45),
+    Column("uptime", rank=97, keep=True),
+    Column("observed", rank=30),
+)
+
+
+def outcome_rows(rows: Sequence[ComponentOutcome], wide: bool = False) -> None:
+    """Each component's incidents, time to recover and uptime."""
+    table(
+        OUTCOME_COLUMNS,
+        [
+            [
+                r.component,
+                r.incidents,
+                r.recovered,
+                r.open,
+                _span_or_dash(r.mttr_s),
+                _span_or_dash(r.median_ttr_s),
+                _span_or_dash(r.p90_ttr_s),
+                "-" if r.uptime_pct is None else f"{r.uptime_pct:.3f}%",
+                span(r.observed_s),
+            ]
+            for r in rows
+        ],
+        title="components",
+        wide=wide,
+    )
+
+
+def _span_or_dash(seconds: float | None) -> str:
+    return "-" if seconds is None else span(seconds)
 
 
 DRILL_COLUMNS = (

@@ -35,6 +35,8 @@ class ComponentReport:
     approval_id: str | None = None
     attempt_id: str | None = None
     plan: tuple[str, ...] = field(default_factory=tuple)
+    # the order the chain runs in and why (``chain_order.ChainOrder.to_record``)
+    chain_order: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from recovery_cli import approvals, policy
+from recovery_cli import approvals, chain_order, policy
 from recovery_cli.alerts import ON_FALLBACK
 from recovery_cli.config import Config
 from recovery_cli.handler_calls import Components
+from recovery_cli.handlers.base import ProbeResult
 from recovery_cli.handlers.util import format_ts
 from recovery_cli.lifecycle import Life, LifeState
 from recovery_cli.registry import is_available
@@ -38,6 +39,7 @@ class ComponentStatus:
     state_reason: str = ""
     next_step: str = ""  # what happens next, in words
     marks: tuple[str, ...] = ()  # a working component not as configured: ``on_fallback``
+    chain_order: dict[str, Any] | None = None  # the order its chain would run in, and why
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,6 +60,7 @@ def component_status(
         next_allowed = (
             max(window.next_allowed, float(disabled.until)) if disabled else window.next_allowed
         )
+        order = chain_order.resolve(config, store, name, _failure_at_hand(result, life))
         rows.append(
             ComponentStatus(
                 component=name,
@@ -78,12 +81,21 @@ def component_status(
                     a.id for a in approvals.pending(state, now) if a.component == name
                 ],
                 next_allowed="now" if next_allowed <= now else format_ts(next_allowed),
-                explain=list(policy.explain_window(window)),
+                explain=[*policy.explain_window(window), *chain_order.explain(order.to_record())],
+                chain_order=order.to_record(),
                 marks=result.marks if result else life.marks,
                 **_lifecycle(config, name, life, state, now),
             )
         )
     return rows
+
+
+def _failure_at_hand(probe: ProbeResult | None, life: Life) -> str | None:
+    """The failure whose chain status explains: the probe's, else (not probed) the one the
+    component was last found with while it is not healthy."""
+    if probe is not None:
+        return None if probe.healthy else probe.failure_type
+    return None if life.state is LifeState.HEALTHY else life.failure_type
 
 
 def _lifecycle(config: Config, name: str, life: Life, state: State, now: float) -> dict[str, Any]:

@@ -26,12 +26,17 @@ from recovery_cli.state_file import State, StateFile
 if TYPE_CHECKING:
     from recovery_cli.counters import Tally
     from recovery_cli.history import HistoryQuery, StatsRow
+    from recovery_cli.outcomes import Change
 
 
 class Aggregates(Protocol):
     """What ``history --stats`` and ``metrics`` count, computed where the records are."""
 
     def step_stats(self, query: HistoryQuery) -> list[StatsRow]: ...
+
+    def changes(self, since: str | None) -> list[Change]: ...
+
+    def first_ts(self) -> str | None: ...
 
     def tally(self) -> Tally: ...
 
@@ -174,6 +179,12 @@ class Store:
         now = self.now()
         records = self.audit.matching(lookback_since(now, int(max(0.0, now - since))), needle)
         return [r for r in records if parse_ts_or(r.get("ts"), now) >= since]
+
+    def step_records(self, component: str, since: float) -> Iterator[Record]:
+        """The component's step records in the day files from ``since`` on (an adaptive
+        chain's basis); other records are never parsed."""
+        needle = f'"event":"{Event.STEP}","component":"{component}"'.encode()
+        return self.audit.matching(format_ts(since), needle)
 
     def prune(self, retention_days: int, wait: float) -> list[Path]:
         """Delete day files past the retention, after adding what they hold to the counter

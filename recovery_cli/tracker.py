@@ -78,6 +78,7 @@ class Tracker:
                     from_state=str(transition.before),
                     to_state=str(transition.after),
                     reason=transition.reason,
+                    failure_type=life.failure_type,  # what an incident it starts is counted as
                     detail=detail or None,
                 )
         if detail:

@@ -145,7 +145,11 @@ def test_the_playbook_opens_with_triage_then_runbooks_then_reference() -> None:
 
 
 def test_benchmark_tables_live_in_benchmarks_md() -> None:
-    assert "median" not in PLAYBOOK and "p90" not in PLAYBOOK
+    # the analytics' own median and p90 (times to recover, step durations) are documented in
+    # their section; timings of the tool itself are not documented here
+    analytics = PLAYBOOK.split("#### Outcome analytics", 1)[1].split("\n### ", 1)[0]
+    rest = PLAYBOOK.replace(analytics, "")
+    assert "median" not in rest and "p90" not in rest
 
 
 def test_every_api_route_is_in_the_playbook() -> None:

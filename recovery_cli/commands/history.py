@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from recovery_cli.commands.shared import JsonOpt, WideOpt, session_of, warn_backend
 
 if TYPE_CHECKING:
-    from recovery_cli.history import StatsRow
+    from recovery_cli.history import Analytics
     from recovery_cli.store import Store
+
+StatsView = Literal["strategy", "component"]
 
 
 def history(
@@ -56,8 +58,22 @@ def history(
         int, typer.Option("--limit", metavar="N", min=1, help="At most this many records.")
     ] = 50,
     show_stats: Annotated[
-        bool, typer.Option("--stats", help="Success rate per component, strategy and failure type.")
+        bool,
+        typer.Option(
+            "--stats",
+            help="Success rate per component, strategy and failure type; incidents, MTTR and "
+            "uptime per component.",
+        ),
     ] = False,
+    by: Annotated[
+        StatsView | None,
+        typer.Option(
+            "--by",
+            metavar="strategy|component",
+            help="With --stats: only the rows per strategy (what --json gives without --by) "
+            "or only those per component.",
+        ),
+    ] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Check the audit hash chain.")] = False,
     json_output: JsonOpt = False,
     wide: WideOpt = False,
@@ -86,8 +102,10 @@ def history(
         tuple(event or ()),
         None if show_stats else limit,
     )
+    if by and not show_stats:
+        raise UsageError("--by goes with --stats")
     if show_stats:
-        emit_stats(hist.stats_of(store, query), json_output, wide)
+        emit_stats(hist.analytics_of(store, query), by, json_output, wide)
     else:
         records = hist.query(store, query)
         render.print_json(records) if json_output else render.history_rows(records, wide)
@@ -98,13 +116,23 @@ def history(
     return 0
 
 
-def emit_stats(rows: list[StatsRow], json_output: bool, wide: bool = False) -> None:
+def emit_stats(
+    analytics: Analytics, by: StatsView | None, json_output: bool, wide: bool = False
+) -> None:
+    """A table per view (both without ``by``); JSON holds one view, the strategies' rows
+    unless ``by`` asks for the components'."""
     from recovery_cli import render
 
     if json_output:
+        rows = analytics.components if by == "component" else analytics.rows
         render.print_json([r.to_json() for r in rows])
-    else:
-        render.stats_rows(rows, wide)
+        return
+    if by != "component":
+        render.stats_rows(analytics.rows, wide)
+    if by is None:
+        render.out("")
+    if by != "strategy":
+        render.outcome_rows(analytics.components, wide)
 
 
 def verify_chain(store: Store, json_output: bool = False) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import Workspace, base_config, child_env, command_component
+from tests.support.step_trail import flag_component, seed_state_dir
 from tests.support.terminal import run_on_terminal
 
 
@@ -85,3 +87,47 @@ def test_a_dry_run_tells_the_truth_in_its_exit_code(ws: Workspace) -> None:
     assert ws.run("recover", "up", "--dry-run").returncode == 0
     assert ws.run("recover", "up", "--dry-run", "--force").returncode == 0
     assert not ws.state.exists()
+
+
+def test_a_dry_run_shows_the_adaptive_order_and_changes_nothing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    component = flag_component(flag, chain_order="adaptive")
+    component["strategies"]["gc"] = {"params": {"command": ["true"]}}
+    component["chain"] = ["reconnect", "gc", "restart_container"]
+    ws.write_config(base_config({"app": component}))
+    results = {"reconnect": (10, 1), "restart_container": (10, 9), "gc": (2, 2)}
+    seed_state_dir(ws.state, "app", "probe_warning", results, time.time() - 600)
+    before = ws.records()
+
+    [report] = json.loads(ws.run("recover", "--dry-run", "--json").stdout)
+    text = ws.run("recover", "--dry-run").stdout
+
+    assert report["plan"] == ["restart_container", "gc", "reconnect"]  # gc: too few runs
+    assert [s["strategy"] for s in report["steps"]] == report["plan"]
+    basis = report["chain_order"]["basis"]
+    assert basis["gc"] == {
+        "runs": 2,
+        "successes": 2,
+        "wilson_low": 0.3424,
+        "approval": "auto",
+        "ranked": False,
+    }
+    assert (
+        "gc: 2 of 2 runs succeeded, Wilson low 0.342 (fewer than 5 runs: keeps its place)" in text
+    )
+    assert ws.records() == before and not flag.exists()
+
+
+def test_a_configured_chain_dry_run_prints_no_ranking(ws: Workspace, tmp_path: Path) -> None:
+    ws.write_config(base_config({"app": flag_component(tmp_path / "flag")}))
+    seed_state_dir(ws.state, "app", "probe_warning", {"restart_container": (10, 10)}, time.time())
+    [report] = json.loads(ws.run("recover", "--dry-run", "--json").stdout)
+    assert report["plan"] == ["reconnect", "restart_container"]
+    assert report["chain_order"] == {
+        "mode": "configured",
+        "order": ["reconnect", "restart_container"],
+        "why": "configured order",
+    }
+    assert "chain (" not in ws.run("recover", "--dry-run").stdout
