@@ -43,6 +43,8 @@ MAX_COOLDOWN_SECONDS = 7 * DAY
 MAX_ATTEMPTS_PER_HOUR = 1000
 MAX_TIMEOUT_SECONDS = 3600  # a step, probe, service action or hook
 MAX_ALERT_TIMEOUT_SECONDS = 60
+# each ping: `recover` makes two a run, and cron starts one a minute
+MAX_HEARTBEAT_TIMEOUT_SECONDS = 10
 MAX_LOCK_WAIT_SECONDS = 300
 MAX_APPROVAL_TTL_SECONDS = 7 * DAY
 MAX_RETENTION_DAYS = 3650
@@ -110,6 +112,32 @@ def _not_reserved(name: str) -> str:
     if name in RESERVED_NAMES:
         raise ValueError("reserved for the state dir's own files; choose another name")
     return name
+
+
+def ping_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be pinged (never quoting it), or None: http or https, a host,
+    nothing a request line cannot carry."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must be a URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        return "must be an http:// or https:// URL"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.fragment:
+        return "must not have a #fragment"
+    return None
+
+
+def _ping_url(url: str) -> str:
+    problem = ping_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
 
 
 ComponentName = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -300,6 +328,19 @@ class Alerting(Strict):
     run_interval_seconds: Number = Field(60.0, gt=0, le=MAX_REPEAT_SECONDS)
     # priority -> the severity label receivers route on
     severity: dict[Literal["critical", "high", "medium", "low"], Text] = Field(default_factory=dict)
+    # the runner's own Healthchecks-style pings (``heartbeat.py``): the URL, or the variable
+    # that holds it when the URL is a secret (userinfo, a ping key)
+    heartbeat_url: Annotated[str, AfterValidator(_ping_url)] | None = None
+    heartbeat_url_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
+    heartbeat_timeout_seconds: Number = Field(3.0, gt=0, le=MAX_HEARTBEAT_TIMEOUT_SECONDS)
+    # `watch` pings at most once per this many seconds, however fast it loops
+    heartbeat_interval_seconds: Number = Field(60.0, ge=1, le=DAY)
+
+    @model_validator(mode="after")
+    def _one_heartbeat(self) -> Alerting:
+        if self.heartbeat_url and self.heartbeat_url_env:
+            raise ValueError("heartbeat_url and heartbeat_url_env exclude each other: set one")
+        return self
 
 
 MAX_API_RATE = 10_000
@@ -797,6 +838,7 @@ def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
             names += _env_names(spec.params)
     names += [token.env for token in config.api.tokens]
     names += [config.state.dsn_env] if config.state.dsn_env else []
+    names += [config.alerting.heartbeat_url_env] if config.alerting.heartbeat_url_env else []
     values = {environ[n] for n in names if environ.get(n) and len(environ[n]) >= 3}
     if config.state.dsn_env and environ.get(config.state.dsn_env):
         values |= dsn_passwords(environ[config.state.dsn_env])

@@ -127,16 +127,25 @@ def exit_code_for(
     """The one place an error becomes lines on stderr and an exit code. Known errors: their
     lines and code. Ctrl-C: 130, SIGTERM: 143. Anything else: one line, the traceback to
     ``keep_traceback`` (which says where it went), exit 4. Never a traceback on screen."""
+    code = code_for(exc)
     if isinstance(exc, RecoveryError):
         for line in exc.lines():
             emit(redact(line))
+    elif isinstance(exc, KeyboardInterrupt | Terminated):
+        emit("interrupted" if code is ExitCode.INTERRUPTED else "terminated")
+    else:
+        import traceback
+
+        where = keep_traceback(redact("".join(traceback.format_exception(exc))))
+        emit(redact(f"unexpected error: {type(exc).__name__}: {exc} ({where})"))
+    return code
+
+
+def code_for(exc: BaseException) -> ExitCode:
+    """The exit code ``exc`` ends a run with (what ``exit_code_for`` returns), printing
+    nothing: for a heartbeat that reports how the run ended."""
+    if isinstance(exc, RecoveryError):
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt | Terminated):
-        code = interrupt_exit_code(exc)
-        emit("interrupted" if code is ExitCode.INTERRUPTED else "terminated")
-        return code
-    import traceback
-
-    where = keep_traceback(redact("".join(traceback.format_exception(exc))))
-    emit(redact(f"unexpected error: {type(exc).__name__}: {exc} ({where})"))
+        return interrupt_exit_code(exc)
     return ExitCode.INTERNAL

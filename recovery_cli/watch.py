@@ -10,7 +10,9 @@ an exit starts a run at once; the interval stays for hangs.
 Signals: SIGHUP reloads the config (a config that does not load is refused and the old one
 kept); SIGTERM interrupts the running step, which is recorded, and ends the watch cleanly.
 Under systemd (``Type=notify``) it sends ``READY=1`` after the first round, ``STATUS=``
-after each run, ``WATCHDOG=1`` at half ``WATCHDOG_USEC`` and ``STOPPING=1``."""
+after each run, ``WATCHDOG=1`` at half ``WATCHDOG_USEC`` and ``STOPPING=1``. With
+``alerting.heartbeat_url`` it pings ``/start`` once and then the worst latest code of its
+components, at most once per ``alerting.heartbeat_interval_seconds`` (``heartbeat.py``)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from recovery_cli.audit import Record
-from recovery_cli.errors import RecoveryError, Terminated
+from recovery_cli.errors import ExitCode, RecoveryError, Terminated, worst
 from recovery_cli.exits import ExitWatch, component_pids
 from recovery_cli.invocation import Session
 from recovery_cli.results import ComponentReport
@@ -33,6 +35,7 @@ from recovery_cli.sd_notify import Notifier
 
 if TYPE_CHECKING:
     from recovery_cli.api_running import RunningApi
+    from recovery_cli.heartbeat import Heartbeat, Pacer
 
 JITTER = 0.1  # each interval is drawn from +-10% around its value
 NAP_SECONDS = 0.2  # the longest sleep between looks at signals and the watchdog
@@ -109,6 +112,8 @@ class Watcher:
         self.reload_asked = False
         self.last_ping = 0.0
         self.exits = ExitWatch()
+        self.heartbeat: Heartbeat | None = None
+        self.pacer: Pacer | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -117,6 +122,7 @@ class Watcher:
         self.schedule.keep_only(self._watched(), time.monotonic())
         self._track_all()
         self.log.note("watching", components=",".join(self._watched()))
+        self._heartbeat_start()
         done = 0
         try:
             while cycles is None or done < cycles:
@@ -146,11 +152,14 @@ class Watcher:
         store = session.store()
         store.on_record = self.log.record
         runner = Orchestrator(session.config, store, session.env, components)
+        code = ExitCode.INTERNAL
         try:
             reports = runner.recover(RecoverRequest(components=(name,), trigger=TRIGGER))
+            code = worst([r.code for r in reports])
         except RecoveryError as exc:  # a lock that did not come, a full disk: next round
             self.log.note(f"{name}: {'; '.join(exc.lines())}")
             reports = []
+            code = exc.exit_code
         finally:
             store.close()
             self.schedule.after(name, self._interval(name), time.monotonic())
@@ -158,6 +167,36 @@ class Watcher:
         for warning in runner.warnings:
             self.log.note(f"warning: {warning}")
         self.notifier.send(self._status(reports))
+        self._heartbeat_after(name, code)
+
+    def _heartbeat_start(self) -> None:
+        from recovery_cli.heartbeat import Heartbeat, Pacer
+
+        alerting = self.session.config.alerting
+        self.pacer = Pacer(alerting.heartbeat_interval_seconds)
+        self.heartbeat = Heartbeat(None, "watch", self.log.note)
+        self._heartbeat_target()
+        self.heartbeat.start()
+
+    def _heartbeat_target(self) -> None:
+        """The heartbeat's target and pace from the config now loaded."""
+        from recovery_cli.heartbeat import target_of
+
+        if self.heartbeat is None or self.pacer is None:
+            return
+        alerting = self.session.config.alerting
+        self.heartbeat.target = target_of(alerting, self.session.env.environ)
+        self.pacer.interval = alerting.heartbeat_interval_seconds
+        self.pacer.keep_only(self._watched())
+
+    def _heartbeat_after(self, name: str, code: ExitCode) -> None:
+        if self.pacer is not None:
+            self.pacer.ran(name, code)
+        if self.heartbeat is None or self.pacer is None or not self.heartbeat.enabled:
+            return
+        due = self.pacer.due(time.monotonic())
+        if due is not None:
+            self.heartbeat.finish(due)
 
     def _status(self, reports: Sequence[ComponentReport] = ()) -> str:
         watched = len(self.schedule.due)
@@ -210,6 +249,7 @@ class Watcher:
             return
         self.schedule.keep_only(self._watched(), time.monotonic())
         self._track_all()
+        self._heartbeat_target()
         self.log.note("config reloaded", components=",".join(self._watched()))
         refused = self.api.reload() if self.api is not None else None
         if refused:

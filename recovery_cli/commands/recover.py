@@ -103,7 +103,9 @@ def recover(
         prompt_timeout=prompt_timeout,
         override_conflicts=override_conflicts,
     )
-    return run(session, request, json_output, wide)
+    if dry_run:
+        return run(session, request, json_output, wide)
+    return run_with_heartbeat(session, request, json_output, wide)
 
 
 def refuse_unpaired(override_limits: bool, reason: str | None, prompt_timeout: float) -> None:
@@ -117,6 +119,27 @@ def refuse_unpaired(override_limits: bool, reason: str | None, prompt_timeout: f
         raise UsageError("--reason goes with --override-limits")
     if not 0 < prompt_timeout <= MAX_PROMPT_TIMEOUT:
         raise UsageError(f"--prompt-timeout must be above 0 and at most {MAX_PROMPT_TIMEOUT:g}s")
+
+
+def run_with_heartbeat(
+    session: Session, request: RecoverRequest, json_output: bool, wide: bool
+) -> int:
+    """``run`` between the heartbeat's ``/start`` and the ping of its exit code (when
+    ``alerting.heartbeat_url`` is set); the code, an error's included, is what it was."""
+    from recovery_cli import heartbeat, render
+    from recovery_cli.errors import code_for
+
+    beat = heartbeat.for_run(session.config.alerting, session.env.environ, render.err, "recover")
+    if not beat.enabled:
+        return run(session, request, json_output, wide)
+    beat.start()
+    try:
+        code = run(session, request, json_output, wide)
+    except BaseException as exc:
+        beat.finish(code_for(exc))
+        raise
+    beat.finish(code)
+    return code
 
 
 def run(session: Session, request: RecoverRequest, json_output: bool, wide: bool = False) -> int:
