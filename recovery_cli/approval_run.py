@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from recovery_cli import approvals, chain_order, facts
+from recovery_cli import approvals, chain_order, facts, root_cause
 from recovery_cli.approvals import Approval, ApprovalStatus
 from recovery_cli.audit import Event
 from recovery_cli.chain import Attempt, ChainRunner, loss_note
@@ -161,10 +161,13 @@ class ApprovalFlow:
             approval_id=approval.id,
             trigger="approve",
             detail=detail,
+            root_cause=root_cause.label(decision.root_cause) or None,
         )
         if decision.reason != BlockReason.LOCK_HELD:
             life = self.ctx.tracker.life(tx.state, name)
-            self.ctx.tracker.put(tx, name, life, decision.state, str(decision.reason), detail)
+            self.ctx.tracker.put(
+                tx, name, life, decision.state, str(decision.reason), detail, decision.root_cause
+            )
         return ComponentReport(
             name,
             ExitCode.BLOCKED,

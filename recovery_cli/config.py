@@ -464,6 +464,10 @@ class Config(Strict):
             flap_window_seconds=pick("flap_window_seconds"),
         )
 
+    def dependency_graph(self) -> dict[str, list[str]]:
+        """Each component -> the components it depends on."""
+        return {name: list(c.depends_on) for name, c in self.components.items()}
+
     def severity(self, name: str) -> str:
         priority = self.components[name].priority
         return self.alerting.severity.get(priority) or SEVERITIES[priority]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from recovery_cli import policy
 from recovery_cli.lifecycle import Life
 from recovery_cli.policy import Decision
+from recovery_cli.root_cause import root_causes
 from recovery_cli.run_context import RecoverRequest, RunContext
 from recovery_cli.store import Transaction
 
@@ -47,6 +48,7 @@ def decide(
         thresholds=config.thresholds(name),
         disabled=policy.disabled_entry(tx.state.disabled, name, now),
         dependencies_down=dependencies_down(ctx, name),
+        root_cause=root_cause(ctx, name),
         lock_held=asking.lock_held,
         unhealthy_components=asking.unhealthy,
         max_unhealthy=max_unhealthy(ctx),
@@ -77,15 +79,36 @@ def fleet_facts(ctx: RunContext, name: str) -> tuple[str | None, int, int | None
 
 
 def probe_dependencies(ctx: RunContext, name: str) -> None:
-    """Probe the component's dependencies now (the results are kept for the run), so the
-    gate decision that reads them, inside the state transaction, never waits on a probe."""
-    for dependency in ctx.config.components[name].depends_on:
-        ctx.components.probe(dependency)
+    """Probe the component's dependencies now, and theirs while they are down (the results
+    are kept for the run), so the gate decision and the root cause that read them, inside
+    the state transaction, never wait on a probe."""
+    _down_below(ctx, name)
 
 
 def dependencies_down(ctx: RunContext, name: str) -> list[str]:
     deps = ctx.config.components[name].depends_on
     return [d for d in deps if not ctx.components.probe(d).healthy]
+
+
+def root_cause(ctx: RunContext, name: str) -> tuple[str, ...]:
+    """The down roots the component's down dependencies lead to (none when none is down)."""
+    down = _down_below(ctx, name)
+    if not down:
+        return ()
+    return root_causes(ctx.config.dependency_graph(), {name, *down})[name]
+
+
+def _down_below(ctx: RunContext, name: str) -> set[str]:
+    """The down components reachable from ``name`` through down dependencies."""
+    graph = ctx.config.dependency_graph()
+    down: set[str] = set()
+    stack = [name]
+    while stack:
+        for dep in graph.get(stack.pop(), ()):
+            if dep not in down and dep != name and not ctx.components.probe(dep).healthy:
+                down.add(dep)
+                stack.append(dep)
+    return down
 
 
 def max_unhealthy(ctx: RunContext) -> int | None:

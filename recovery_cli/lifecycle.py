@@ -49,9 +49,11 @@ class Life:
     detail: str = ""  # what the last change of state said
     # what the last probe said about a working component (``on_fallback``)
     marks: tuple[str, ...] = ()
+    # blocked by the dependency gate: the down roots its down dependencies lead to
+    root_cause: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "state": str(self.state),
             "since": self.since,
             "reason": self.reason,
@@ -64,6 +66,9 @@ class Life:
             "detail": self.detail,
             "marks": list(self.marks),
         }
+        if self.root_cause:
+            data["root_cause"] = list(self.root_cause)
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> Life:
@@ -83,6 +88,7 @@ class Life:
                 failure_type=str(data.get("failure_type") or "") or None,
                 detail=str(data.get("detail") or ""),
                 marks=tuple(str(m) for m in data.get("marks") or ()),
+                root_cause=tuple(str(r) for r in data.get("root_cause") or ()),
             )
         except (TypeError, ValueError, OverflowError):
             return cls()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from recovery_cli import alerts, approvals, chain_order, facts, policy
+from recovery_cli import alerts, approvals, chain_order, facts, policy, root_cause
 from recovery_cli.approval_run import ApprovalFlow
 from recovery_cli.approvals import Approval
 from recovery_cli.audit import Event
@@ -69,7 +69,7 @@ class Orchestrator:
         if unknown:
             known = ", ".join(config.components)
             raise UsageError(f"unknown component {unknown[0]!r} (configured: {known})")
-        graph = {n: c.depends_on for n, c in config.components.items()}
+        graph = config.dependency_graph()
         rank = {n: PRIORITY_RANK[c.priority] for n, c in config.components.items()}
         order = topological_order(graph, rank)
         return [n for n in order if not names or n in names]
@@ -317,11 +317,24 @@ class Orchestrator:
             )
         elif decision.verdict is Verdict.BLOCK:
             tx.record(
-                Event.BLOCKED, name, outcome=Outcome.BLOCKED, reason=decision.reason, **common
+                Event.BLOCKED,
+                name,
+                outcome=Outcome.BLOCKED,
+                reason=decision.reason,
+                root_cause=root_cause.label(decision.root_cause) or None,
+                **common,
             )
         if decision.reason != policy.BlockReason.LOCK_HELD:  # the holder keeps the state
             life = ctx.tracker.life(tx.state, name)
-            ctx.tracker.put(tx, name, life, decision.state, str(decision.reason), decision.detail)
+            ctx.tracker.put(
+                tx,
+                name,
+                life,
+                decision.state,
+                str(decision.reason),
+                decision.detail,
+                decision.root_cause,
+            )
         return _refusal_report(name, probe, decision, chain)
 
     # -- blast radius ------------------------------------------------------------------------

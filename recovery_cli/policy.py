@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from recovery_cli.audit import Event, Record, parse_ts_or
 from recovery_cli.handlers.util import format_ts
@@ -120,6 +120,7 @@ class Facts:
     thresholds: Thresholds
     disabled: DisabledEntry | None = None
     dependencies_down: Sequence[str] = ()
+    root_cause: Sequence[str] = ()  # the down roots the down dependencies lead to
     lock_held: bool = False
     unhealthy_components: int = 1
     max_unhealthy: int | None = None
@@ -148,6 +149,7 @@ class Decision:
     detail: str = ""
     retry_at: float | None = None
     explain: tuple[str, ...] = field(default_factory=tuple)
+    root_cause: tuple[str, ...] = ()  # a dependency block: the roots that explain it
 
     @property
     def allowed(self) -> bool:
@@ -211,14 +213,7 @@ def decide(facts: Facts, request: Request, now: float) -> Decision:
     for gate in GATES:
         decision = gate(facts, request, now)
         if decision is not None:
-            return Decision(
-                decision.verdict,
-                decision.state,
-                decision.reason,
-                decision.detail,
-                decision.retry_at,
-                explain,
-            )
+            return replace(decision, explain=explain)
     return Decision(Verdict.ACT, LifeState.RECOVERING, explain=explain)
 
 
@@ -260,7 +255,11 @@ def _dependency(facts: Facts, request: Request, now: float) -> Decision | None:
     if not facts.dependencies_down:
         return None
     names = ", ".join(facts.dependencies_down)
-    return _block(BlockReason.DEPENDENCY, f"dependency not healthy: {names}")
+    detail = f"dependency not healthy: {names}"
+    roots = tuple(sorted(facts.root_cause))
+    if roots and set(roots) != set(facts.dependencies_down):
+        detail += f" (root cause: {', '.join(roots)})"
+    return replace(_block(BlockReason.DEPENDENCY, detail), root_cause=roots)
 
 
 def _lock(facts: Facts, request: Request, now: float) -> Decision | None:

@@ -447,6 +447,7 @@ def _status_columns(now: float) -> tuple[Column, ...]:
         Column("health", rank=95, keep=True, fold=10, paint=painted(HEALTH_STYLES)),
         Column("state", rank=90, keep=True, fold=17, paint=painted(STATE_STYLES)),
         Column("failure", rank=20, fold=12),
+        Column("root cause", rank=55, fold=12),
         Column("attempts/h", rank=60),
         Column("cooldown", rank=50, brief=_span_form),
         Column("disabled until", rank=40, brief=when),
@@ -476,6 +477,7 @@ def _status_row(r: ComponentStatus) -> list[str]:
         r.health + (f" ({', '.join(r.marks)})" if r.marks else ""),
         r.state + (f" ({r.state_reason})" if r.state_reason else ""),
         r.failure_type or "",
+        _root_cell(r),
         f"{r.attempts_last_hour}/{r.hourly_cap}",
         f"{r.cooldown_left_s}s" if r.cooldown_left_s else "-",
         r.disabled_until or "-",
@@ -483,6 +485,13 @@ def _status_row(r: ComponentStatus) -> list[str]:
         ",".join(r.pending_approvals) or "-",
         r.next_allowed,
     ]
+
+
+def _root_cell(r: ComponentStatus) -> str:
+    """A root names what it explains; a component a down dependency explains names its root."""
+    if r.root_of:
+        return "root of " + ", ".join(r.root_of)
+    return ", ".join(r.root_cause) or "-"
 
 
 HISTORY_COLUMNS = (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recovery_cli import approvals, chain_order, policy
+from recovery_cli import approvals, chain_order, policy, root_cause
 from recovery_cli.alerts import ON_FALLBACK
 from recovery_cli.config import Config
 from recovery_cli.handler_calls import Components
@@ -40,6 +40,10 @@ class ComponentStatus:
     next_step: str = ""  # what happens next, in words
     marks: tuple[str, ...] = ()  # a working component not as configured: ``on_fallback``
     chain_order: dict[str, Any] | None = None  # the order its chain would run in, and why
+    # down because down dependencies lead to these roots (a root: itself, while it explains
+    # another down component); and, for a root, the down components it explains
+    root_cause: tuple[str, ...] = ()
+    root_of: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +55,7 @@ def component_status(
     state = store.load_state()
     now = store.now()
     rows = []
+    down: set[str] = set()
     for name, component in config.components.items():
         window = store.window(name, config.hourly_cap(name), config.cooldown(name))
         disabled = policy.disabled_entry(state.disabled, name, now)
@@ -60,6 +65,8 @@ def component_status(
         next_allowed = (
             max(window.next_allowed, float(disabled.until)) if disabled else window.next_allowed
         )
+        if _is_down(result, life):
+            down.add(name)
         order = chain_order.resolve(config, store, name, _failure_at_hand(result, life))
         rows.append(
             ComponentStatus(
@@ -87,7 +94,36 @@ def component_status(
                 **_lifecycle(config, name, life, state, now),
             )
         )
-    return rows
+    return _with_root_cause(config, rows, down)
+
+
+def _with_root_cause(
+    config: Config, rows: list[ComponentStatus], down: set[str]
+) -> list[ComponentStatus]:
+    """Mark the components a down dependency explains, and the roots that explain them."""
+    causes = root_cause.root_causes(config.dependency_graph(), down)
+    roots_of = root_cause.explained(causes)
+    return [
+        replace(
+            row,
+            root_cause=_cause_shown(row.component, causes, roots_of),
+            root_of=roots_of.get(row.component, ()),
+        )
+        for row in rows
+    ]
+
+
+def _cause_shown(
+    name: str, causes: dict[str, tuple[str, ...]], roots_of: dict[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """A dependent's roots; a root's own name only while it explains another component."""
+    roots = causes.get(name, ())
+    return () if roots == (name,) and name not in roots_of else roots
+
+
+def _is_down(probe: ProbeResult | None, life: Life) -> bool:
+    """Not healthy: by the probe, else (not probed) by the state the last run left."""
+    return not probe.healthy if probe is not None else life.state is not LifeState.HEALTHY
 
 
 def _failure_at_hand(probe: ProbeResult | None, life: Life) -> str | None:

@@ -4,9 +4,10 @@ state needs (queued in the run's outbox, sent once no lock is held)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from recovery_cli import alerts
+from recovery_cli import alerts, root_cause
 from recovery_cli.audit import Event
 from recovery_cli.config import Config
 from recovery_cli.environment import Environment
@@ -64,12 +65,14 @@ class Tracker:
         state: LifeState | None = None,
         reason: str = "",
         detail: str = "",
+        roots: Sequence[str] = (),
     ) -> Life:
-        """Store ``life`` (moved to ``state`` when given), recording the transition and
-        planning its alert."""
+        """Store ``life`` (moved to ``state`` when given, with the roots behind a dependency
+        block), recording the transition and planning its alert."""
         now = self.env.clock.now()
         before = tx.state.components.get(name)
         if state is not None:
+            life = replace(life, root_cause=tuple(roots))
             life, transition = move(life, name, state, reason, now)
             if transition is not None:
                 tx.record(
@@ -122,7 +125,19 @@ class Tracker:
             "severity": self.config.severity(name),
             "state": str(life.state),
             "reason": life.reason,
+            **self._root_labels(name, life),
         }
+
+    def _root_labels(self, name: str, life: Life) -> dict[str, str]:
+        """A component blocked by a down dependency names the roots that explain it, so
+        Alertmanager can hold its alert back while theirs fires; a component others depend
+        on names itself while it is down for its own reasons (always, not only once a
+        dependent is down too: the label is part of the alert's identity)."""
+        if life.root_cause:
+            return {"inhibited_by": root_cause.label(life.root_cause)}
+        if name in root_cause.depended_on(self.config.dependency_graph()):
+            return {"root_cause": name}
+        return {}
 
     def _mark_alert(self, name: str, life: Life) -> dict[str, str] | None:
         """A working component on its fallback holds a low-severity alert until restored."""

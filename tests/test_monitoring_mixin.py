@@ -190,15 +190,21 @@ def test_every_component_others_depend_on_has_an_inhibit_rule() -> None:
     shipped = yaml.safe_load((ROOT / "recovery_config.yml").read_text())["components"]
     roots = {dep for block in shipped.values() for dep in block.get("depends_on", [])}
     assert roots, "the shipped config has dependencies"
-    covered = set()
+    by_rules: set[str] = set()
+    by_tool: set[str] = set()
     for rule in yaml.safe_load(ALERTMANAGER.read_text())["inhibit_rules"]:
         source = set(rule["source_matchers"])
-        assert 'alertname="RecoveryComponentDown"' in source
-        [component] = [m for m in source if m.startswith("component=")]
-        root = component.split("=", 1)[1]
-        assert rule["target_matchers"] == [f"inhibited_by={root}"]
-        covered.add(root.strip('"'))
-    assert covered == roots
+        if 'alertname="RecoveryComponentDown"' in source:  # the rules' alert for the root
+            [component] = [m for m in source if m.startswith("component=")]
+            root = component.split("=", 1)[1].strip('"')
+            by_rules.add(root)
+        else:  # the tool's own alert for the root
+            [matcher] = source
+            root = matcher.removeprefix("root_cause=").strip('"')
+            assert matcher == f'root_cause="{root}"' and rule["equal"] == ["host"]
+            by_tool.add(root)
+        assert rule["target_matchers"] == [f'inhibited_by=~"(.+,)?{root}(,.+)?"']
+    assert by_rules == roots and by_tool == roots
 
 
 def states_become(manager: Alertmanager, expected: dict[str, str]) -> dict[str, str]:
@@ -216,6 +222,8 @@ DEPENDENTS = [
     {"alertname": "RecoveryBlockedWhileDown", "component": "redis", "inhibited_by": "system"},
     {"alertname": "RecoveryBlockedWhileDown", "component": "chromadb", "inhibited_by": "redis"},
     {"alertname": "RecoveryComponentDown", "component": "openwebui"},
+    {"alertname": "RecoveryBlockedWhileDown", "component": "app", "inhibited_by": "cache,system"},
+    {"alertname": "RecoveryBlockedWhileDown", "component": "edge", "inhibited_by": "systemd"},
 ]
 
 
@@ -228,11 +236,13 @@ def test_the_root_down_inhibits_its_dependents_in_a_real_alertmanager(tmp_path: 
             "redis": "suppressed",  # its root is down
             "chromadb": "active",  # the root it names is not down
             "openwebui": "active",  # it names no root
+            "app": "suppressed",  # one of the roots it names is down
+            "edge": "active",  # a root whose name only starts like the one down
         }
         assert states_become(manager, held) == held
         ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
         manager.post([{"labels": ROOT_DOWN, "startsAt": ended, "endsAt": ended}])
-        released = {"redis": "active", "chromadb": "active", "openwebui": "active"}
+        released = dict.fromkeys(("redis", "chromadb", "openwebui", "app", "edge"), "active")
         assert states_become(manager, released) == released, "the root resolved: not held"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.cli import Workspace, base_config
 from tests.support.daemons import RELAXED, alive
+from tests.support.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -75,13 +75,8 @@ def _old_file(path: Path, size: int) -> Path:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    point = tmp_path / "disk"
-    point.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)]
-    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (needs root / CAP_SYS_ADMIN)")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+    with mounted_tmpfs(tmp_path / "disk") as point:
+        yield point
 
 
 def test_full_disk_cleaned_with_every_path_in_the_audit(
