@@ -114,6 +114,26 @@ class ApiActions:
         )
         return hist.query(store, query)
 
+    def stats(self, component: str | None, since: str | None, until: str | None) -> dict[str, Any]:
+        """What ``history --stats --json`` gives, both views in one object: the rows per
+        strategy and the outcomes per component over the window."""
+        from recovery_cli import history as hist
+
+        if component is not None:
+            self.known(component)
+        store = self._store(read_only=True)
+        now = store.now()
+        query = hist.HistoryQuery(
+            (component,) if component else (),
+            hist.parse_time(since, now) if since else None,
+            hist.parse_time(until, now) if until else None,
+        )
+        analytics = hist.analytics_of(store, query)
+        return {
+            "strategies": [row.to_json() for row in analytics.rows],
+            "components": [outcome.to_json() for outcome in analytics.components],
+        }
+
     def approvals(self) -> list[dict[str, Any]]:
         from recovery_cli import approvals
 

@@ -174,6 +174,12 @@ class Api:
             params = HistoryParams(component, since, until, outcome, strategy, event, limit)
             return actions.history(params)
 
+        @app.get("/api/v1/stats", dependencies=[read])
+        def stats(
+            component: str | None = None, since: str | None = None, until: str | None = None
+        ) -> dict[str, Any]:
+            return actions.stats(component, since, until)
+
         @app.get("/api/v1/approvals", dependencies=[read])
         def approvals() -> list[dict[str, Any]]:
             return actions.approvals()

@@ -170,7 +170,7 @@ def test_every_api_route_is_in_the_playbook() -> None:
         if isinstance(route, APIRoute)
         for method in route.methods
     ]
-    assert len(routes) == 11
+    assert len(routes) == 12
     for method, path in routes:
         assert f"`{method} {path}" in PLAYBOOK, (method, path)
 

@@ -253,6 +253,29 @@ def test_reads_answer_what_the_cli_json_prints(api: ApiProcess, ws: Workspace) -
     assert bad_time.status_code == 400 and "invalid time" in bad_time.json()["error"]
 
 
+def test_stats_answer_both_views_of_history_stats(api: ApiProcess, ws: Workspace) -> None:
+    assert api.post("/api/v1/components/app/recover").status_code == 200
+
+    stats = api.get("/api/v1/stats", component="app", since="24h").json()
+    by_strategy = ws.run("history", "--stats", "-c", "app", "--last", "24h", "--json")
+    by_component = ws.run(
+        "history", "--stats", "-c", "app", "--last", "24h", "--by", "component", "--json"
+    )
+
+    assert stats["strategies"] == json.loads(by_strategy.stdout)
+    assert [row["runs"] for row in stats["strategies"]] == [1]
+    assert _without_uptime(stats["components"]) == _without_uptime(json.loads(by_component.stdout))
+    assert [row["component"] for row in stats["components"]] == ["app"]
+    assert api.get("/api/v1/stats", component="nope").status_code == 404
+    assert api.get("/api/v1/stats", since="yesterday").status_code == 400
+
+
+def _without_uptime(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Outcome rows without the time-based figures (the two answers are moments apart)."""
+    moving = ("uptime_pct", "observed_s", "healthy_s")
+    return [{k: v for k, v in row.items() if k not in moving} for row in rows]
+
+
 def test_metrics_is_the_recovery_metrics_exposition(api: ApiProcess, ws: Workspace) -> None:
     api.post("/api/v1/components/app/recover")
     answer = api.get("/metrics")
