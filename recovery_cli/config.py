@@ -121,6 +121,8 @@ def ping_url_problem(url: str) -> str | None:
 
     if any(c.isspace() or not c.isprintable() for c in url):
         return "must be a URL without spaces or control characters"
+    if not url.isascii():  # a request line carries ASCII only
+        return "must be ASCII: percent-encode other characters (punycode for a host)"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number or out of range

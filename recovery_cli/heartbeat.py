@@ -13,15 +13,17 @@ port (a Healthchecks URL's path is its secret), and the run's outcome is what it
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from recovery_cli.config import ping_url_problem
 from recovery_cli.errors import ExitCode, worst
 
 if TYPE_CHECKING:
+    import socket
     import urllib.request
 
     from recovery_cli.config import Alerting
@@ -160,25 +162,42 @@ def origin(url: str) -> str:
 
 def send(url: str, body: str, timeout: float) -> str | None:
     """POST ``body`` to ``url`` within ``timeout`` seconds in all: None, or what went wrong.
-    The request runs in a daemon thread, so a slow DNS answer or a server that trickles its
-    reply is cut off at the deadline (the thread ends on its socket timeout)."""
+    The request runs in a daemon thread; at the deadline its sockets are shut, so a server
+    that trickles its reply, a byte at a time within each socket timeout, cannot keep the
+    thread (and its descriptor) alive past the ping."""
     outcome: list[str | None] = []
-    worker = threading.Thread(target=_post, args=(url, body, timeout, outcome), daemon=True)
+    sockets: list[socket.socket] = []
+    worker = threading.Thread(
+        target=_post, args=(url, body, timeout, outcome, sockets), daemon=True
+    )
     worker.start()
     worker.join(timeout)
     if worker.is_alive() or not outcome:
+        _shut(sockets)
         return f"no answer within {timeout:g}s"
     return outcome[0]
 
 
-def _post(url: str, body: str, timeout: float, outcome: list[str | None]) -> None:
+def _shut(sockets: list[socket.socket]) -> None:
+    import socket
+
+    for sock in list(sockets):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+def _post(
+    url: str, body: str, timeout: float, outcome: list[str | None], sockets: list[socket.socket]
+) -> None:
     try:
-        outcome.append(_request(url, body, timeout))
+        outcome.append(_request(url, body, timeout, sockets))
     except Exception as exc:  # a ping never raises: whatever went wrong is its message
         outcome.append(_why(exc, timeout))
 
 
-def _request(url: str, body: str, timeout: float) -> str | None:
+def _request(url: str, body: str, timeout: float, sockets: list[socket.socket]) -> str | None:
     import urllib.request
 
     from recovery_cli import __version__
@@ -192,11 +211,41 @@ def _request(url: str, body: str, timeout: float) -> str | None:
     authorization = _basic_auth(url)
     if authorization:
         request.add_unredirected_header("Authorization", authorization)
-    opener = urllib.request.build_opener(_no_redirects())
+    opener = urllib.request.build_opener(*_tracking_handlers(sockets), _no_redirects())
     with opener.open(request, timeout=timeout) as response:
         response.read(65536)
         status = int(response.status)
     return None if status < 300 else f"answered HTTP {status}"
+
+
+def _tracking_handlers(sockets: list[socket.socket]) -> list[urllib.request.BaseHandler]:
+    """urllib's HTTP and HTTPS handlers, each connection's socket added to ``sockets`` as
+    soon as it is created (before a TLS handshake), so ``send`` can shut it at the deadline."""
+    import urllib.request
+
+    class Tracking(urllib.request.AbstractHTTPHandler):
+        def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+            def connection(host: str, **args: Any) -> Any:
+                conn = http_class(host, **args)
+                create = conn._create_connection
+
+                def created(*a: Any, **k: Any) -> socket.socket:
+                    sock: socket.socket = create(*a, **k)
+                    sockets.append(sock)
+                    return sock
+
+                conn._create_connection = created
+                return conn
+
+            return super().do_open(connection, req, **kwargs)
+
+    class TrackingHTTP(Tracking, urllib.request.HTTPHandler):
+        pass
+
+    class TrackingHTTPS(Tracking, urllib.request.HTTPSHandler):
+        pass
+
+    return [TrackingHTTP(), TrackingHTTPS()]
 
 
 def _why(exc: Exception, timeout: float) -> str:

@@ -352,6 +352,7 @@ BAD = [
     ("  heartbeat_url: 'https://hc.example/a b'\n", "alerting.heartbeat_url", "without spaces"),
     ("  heartbeat_url: https://u:pw@hc.example/x\n", "alerting.heartbeat_url", "*_env"),
     ("  heartbeat_url: https://hc.example/x?token=abc\n", "alerting.heartbeat_url", "*_env"),
+    ("  heartbeat_url: 'https://hc.example/p\u00efng/abc'\n", "alerting.heartbeat_url", "ASCII"),
     ("  heartbeat_url_env: 'not a name'\n", "alerting.heartbeat_url_env", "pattern"),
     ("  heartbeat_timeout_seconds: 0\n", "alerting.heartbeat_timeout_seconds", "greater than"),
     ("  heartbeat_timeout_seconds: 11\n", "alerting.heartbeat_timeout_seconds", "less than"),
@@ -394,3 +395,55 @@ def test_the_cli_refuses_a_bad_url_with_exit_2(ws: Workspace) -> None:
     assert result.stderr.splitlines() == [
         f"{ws.config}:9: alerting.heartbeat_url: must be an http:// or https:// URL with a host"
     ]
+
+
+# -- a server that trickles its answer ------------------------------------------------------
+
+
+@pytest.fixture
+def trickling() -> Iterator[str]:
+    """A server that accepts one connection at a time and sends it a byte every 0.1 s, never
+    ending its answer, until the client closes; its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.is_set():
+                    try:
+                        conn.sendall(b"X")
+                    except OSError:
+                        break
+                    time.sleep(0.1)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/ping/uuid"
+    stop.set()
+    server.join(5)
+    listener.close()
+
+
+def test_a_trickling_answer_keeps_no_thread_nor_socket_past_the_deadline(trickling: str) -> None:
+    import os
+
+    from recovery_cli.heartbeat import send
+
+    threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    answers = [send(trickling, "x", 0.5) for _ in range(3)]
+    deadline = time.monotonic() + 3  # the server notices a closed socket at its next byte
+    while time.monotonic() < deadline and (
+        threading.active_count() > threads or len(os.listdir("/proc/self/fd")) > fds
+    ):
+        time.sleep(0.05)
+
+    assert answers == ["no answer within 0.5s"] * 3
+    assert threading.active_count() == threads  # each ping's thread ended with its deadline
+    assert len(os.listdir("/proc/self/fd")) == fds  # and its socket is closed
