@@ -191,6 +191,8 @@ def analytics_of(store: Store, q: HistoryQuery) -> Analytics:
         first = None if q.since else first_ts(store.audit)
     now = store.now()
     start = _epoch(q.since or first, now)
+    if not q.since and changes:  # a first line misdated or unreadable starts no later
+        start = min(start, min(c.at for c in changes))
     end = min(now, _epoch(q.until, now))
     states = {
         name: str(Life.from_json(life).state)

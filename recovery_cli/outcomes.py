@@ -117,8 +117,9 @@ class IncidentWalk:
     def _end(self, change: Change, stretch: _Stretch) -> tuple[Incident | None, float | None]:
         started, unseen = stretch.started, stretch.unseen_start
         self.stretches[change.component] = _Stretch()
-        if started is not None:
-            return Incident(change.component, stretch.failure_type, started, change.at), None
+        if started is not None:  # a clock stepped back ends it no earlier than it began
+            ended = max(started, change.at)
+            return Incident(change.component, stretch.failure_type, started, ended), None
         return None, change.at if unseen else None
 
     def still_open(self) -> dict[str, Incident]:
@@ -170,9 +171,14 @@ def component_outcomes(
     state through the window when no change from ``start`` on says otherwise."""
     later = [c for c in changes if c.at >= start]
     names = sorted({c.component for c in later if c.at <= end} | set(states))
-    found = incidents(later)
+    own: dict[str, list[Change]] = {}
+    for change in later:
+        own.setdefault(change.component, []).append(change)
+    found: dict[str, list[Incident]] = {}
+    for incident in incidents(later):
+        found.setdefault(incident.component, []).append(incident)
     return [
-        _outcome(name, [c for c in later if c.component == name], found, start, end, states)
+        _outcome(name, own.get(name, []), found.get(name, []), start, end, states)
         for name in names
         if not components or name in components
     ]
@@ -186,7 +192,7 @@ def _outcome(
     end: float,
     states: Mapping[str, str],
 ) -> ComponentOutcome:
-    inside = [i for i in found if i.component == name and start <= i.started <= end]
+    inside = [i for i in found if start <= i.started <= end]
     times = [s for i in inside if (s := i.seconds) is not None and i.started + s <= end]
     by_type: dict[str, int] = {}
     for incident in inside:
@@ -218,9 +224,10 @@ def healthy_seconds(
     for change in own:
         if change.at > end:
             break
+        at = max(since, change.at)  # a clock stepped back: no time runs backwards
         if state == HEALTHY:
-            healthy += change.at - since
-        state, since = change.after, change.at
+            healthy += at - since
+        state, since = change.after, at
     if state == HEALTHY:
         healthy += max(0.0, end - since)
     return min(healthy, observed), observed

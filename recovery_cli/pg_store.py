@@ -894,7 +894,7 @@ class PgAggregates:
         ]
 
     def changes(self, since: str | None) -> list[Change]:
-        """The lifecycle changes dated ``since`` or later, oldest first."""
+        """The lifecycle changes dated ``since`` or later, in the order written."""
         from recovery_cli.outcomes import change_of
 
         rows = self.conn.execute(
@@ -904,7 +904,7 @@ class PgAggregates:
         ).fetchall()
         records = (parse_line(line, ReadStats()) for (line,) in rows)
         found = (change_of(r) for r in records if r is not None)
-        return sorted((c for c in found if c is not None), key=lambda c: c.at)
+        return [c for c in found if c is not None]
 
     def first_ts(self) -> str | None:
         row = self.conn.execute("SELECT ts FROM recovery_audit ORDER BY seq LIMIT 1").fetchone()

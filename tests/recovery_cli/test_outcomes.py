@@ -267,3 +267,59 @@ def test_the_postgres_backend_answers_as_the_day_files_do(tmp_path: Path, pg_dsn
     assert (restart["median_duration_s"], restart["rate_low"]) == (3.0, 0.596)
     ttr = 'infra_recovery_time_to_recover_seconds_sum{component="redis"} 11210.0'
     assert ttr in files_metrics and ttr in pg_metrics
+
+
+def write_as_written(state: Path, rows: list[tuple[float, str, str, str, str | None]]) -> None:
+    """``state_changed`` records appended in the order given (not sorted by ``ts``)."""
+    state.mkdir(mode=0o700, exist_ok=True)
+    (state / "audit").mkdir(mode=0o700, exist_ok=True)
+    audit = AuditLog(state / "audit")
+    for offset, component, before, after, failure in rows:
+        record = {"event": "state_changed", "component": component, "from_state": before}
+        record |= {"to_state": after, "reason": "generated", "host": "h", "pid": 1}
+        record |= {"failure_type": failure} if failure else {}
+        audit.append({"ts": format_ts(T0 + offset), "id": new_id(), **record})
+
+
+def component_stats(ws: Workspace, *window: str) -> dict[str, dict[str, Any]]:
+    result = ws.run("history", "--stats", "--by", "component", "--json", *window)
+    assert result.returncode == 0, result.stderr
+    return {row["component"]: row for row in json.loads(result.stdout)}
+
+
+def test_a_clock_stepped_back_mid_incident_keeps_it_recovered_and_invents_no_downtime(
+    ws: Workspace,
+) -> None:
+    ws.write_config(base_config({"app": command_component(["true"], {"fix": ["true"]})}))
+    write_as_written(
+        ws.state,
+        [
+            (3600, "app", "healthy", "failing", "connection_failed"),
+            (3580, "app", "failing", "recovering", "connection_failed"),  # the clock: -20 s
+            (3585, "app", "recovering", "healthy", None),
+        ],
+    )
+
+    app = component_stats(ws, "--since", SINCE, "--until", format_ts(T0 + 7200))["app"]
+
+    assert (app["incidents"], app["recovered"], app["open"]) == (1, 1, 0)
+    assert app["mttr_s"] == 0.0  # ended no earlier than it began
+    assert app["uptime_pct"] == 100.0
+
+
+def test_without_since_a_misdated_first_record_does_not_hide_the_incidents(
+    ws: Workspace,
+) -> None:
+    ws.write_config(base_config({"app": command_component(["true"], {"fix": ["true"]})}))
+    write_as_written(
+        ws.state,
+        [
+            (10_000, "app", "healthy", "healthy", None),  # dated after what follows it
+            (1000, "app", "healthy", "failing", "timeout"),
+            (1600, "app", "failing", "healthy", None),
+        ],
+    )
+
+    app = component_stats(ws)["app"]
+
+    assert (app["incidents"], app["recovered"], app["mttr_s"]) == (1, 1, 600.0)

@@ -55,6 +55,7 @@ def test_a_frozen_server_is_found_within_interval_and_probe_timeout_and_replaced
 
         replaced = _wait_for_other_pid(server, frozen, timeout=20)
         took = time.monotonic() - stopped
+        _wait_for_attempt_end(ws, timeout=20)  # the new server answers before the step ends
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -67,6 +68,15 @@ def test_a_frozen_server_is_found_within_interval_and_probe_timeout_and_replaced
     attempt = [r for r in ws.events("attempt", "redis") if r["outcome"] == "started"][-1]
     assert (attempt["failure_type"], attempt["trigger"]) == ("timeout", "watch")
     assert ws.events("attempt", "redis")[-1]["outcome"] == "success"
+
+
+def _wait_for_attempt_end(ws: Workspace, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempts = ws.events("attempt", "redis")
+        if attempts and attempts[-1]["outcome"] != "started":
+            return
+        time.sleep(0.05)
 
 
 def _wait_for_other_pid(server: RedisServer, old: int, timeout: float) -> bool:
