@@ -671,6 +671,8 @@ def _component_checks(
     for index, dep in enumerate(component.depends_on):
         if dep not in config.components:
             problems.append(((*base, "depends_on", index), f"unknown component {dep!r}"))
+        elif dep in component.depends_on[:index]:
+            problems.append(((*base, "depends_on", index), f"{dep!r} is listed twice"))
     known = _known_strategies(component)
     for index, strategy in enumerate(component.chain):
         if strategy not in known:

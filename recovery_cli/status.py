@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -94,14 +95,33 @@ def component_status(
                 **_lifecycle(config, name, life, state, now),
             )
         )
-    return _with_root_cause(config, rows, down)
+    stored = {} if probe else _stored_root_causes(state, down)
+    return _with_root_cause(config, rows, down, stored)
+
+
+def _stored_root_causes(state: State, down: set[str]) -> dict[str, tuple[str, ...]]:
+    """The roots the last run named for each component still down (``--no-probe``: a run of
+    one component probes its dependencies but leaves them no lifecycle to read)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name in down:
+        roots = Life.from_json(state.components.get(name)).root_cause
+        if roots:
+            found[name] = roots
+    return found
 
 
 def _with_root_cause(
-    config: Config, rows: list[ComponentStatus], down: set[str]
+    config: Config,
+    rows: list[ComponentStatus],
+    down: set[str],
+    stored: Mapping[str, tuple[str, ...]],
 ) -> list[ComponentStatus]:
-    """Mark the components a down dependency explains, and the roots that explain them."""
+    """Mark the components a down dependency explains, and the roots that explain them
+    (where the graph of down components explains nothing, the roots a run stored)."""
     causes = root_cause.root_causes(config.dependency_graph(), down)
+    for name, roots in stored.items():
+        if causes.get(name, (name,)) == (name,):
+            causes[name] = roots
     roots_of = root_cause.explained(causes)
     return [
         replace(

@@ -122,6 +122,13 @@ BROKEN = [
         GOOD + "degraded_modes:\n  x_down: {component: nothere}\n",
         "degraded_modes.x_down.component",
     ),
+    (
+        "dependency listed twice",
+        GOOD.replace("    chain:", "    depends_on: [db, db]\n    chain:")
+        + '  db:\n    kind: command\n    settings: {probe: ["true"]}\n'
+        + '    chain: [fix]\n    strategies: {fix: {params: {command: ["true"]}}}\n',
+        "components.app.depends_on[1]: 'db' is listed twice",
+    ),
     ("bad component name", GOOD.replace("  app:", "  App Server:"), "components"),
     (
         "duplicate key",

@@ -137,6 +137,31 @@ def test_a_transitive_root_is_named_in_the_audit_and_by_status_without_probing(
         }, argv
 
 
+def test_status_without_probing_names_the_root_a_run_of_one_component_found(
+    ws: Workspace,
+) -> None:
+    """``recover app`` alone probes ``cache`` and ``host`` but leaves them no lifecycle: the
+    root ``status --no-probe`` shows is the one that run stored for ``app``."""
+    down = command_component(["false"], {"fix": ["false"]})
+    ws.write_config(
+        base_config(
+            {
+                "host": down,
+                "cache": {**down, "depends_on": ["host"]},
+                "app": {**down, "depends_on": ["cache"]},
+            }
+        )
+    )
+    assert ws.run("recover", "app").returncode == 3
+    [blocked] = ws.events("blocked", "app")
+    assert blocked["root_cause"] == "host"
+
+    shown = ws.run("status", "--json", "--no-probe")
+
+    rows = {r["component"]: r for r in json.loads(shown.stdout)}
+    assert (rows["app"]["root_cause"], rows["host"]["root_of"]) == (["host"], ["app"])
+
+
 def test_a_cycle_which_the_config_refuses_ends_the_walk() -> None:
     causes = root_causes({"a": ["b"], "b": ["a"], "c": ["a"]}, {"a", "b", "c"})
     assert causes == {"a": (), "b": (), "c": ()}  # no root among them, and no endless loop
