@@ -163,6 +163,14 @@ def _lifecycle(config: Config, name: str, life: Life, state: State, now: float) 
     }
 
 
+def _blocked_step(life: Life) -> str:
+    """What a blocked component waits for: the root its dependencies lead to, or the gate."""
+    if life.reason == "dependency" and life.root_cause:
+        roots, first = ", ".join(life.root_cause), life.root_cause[0]
+        return f"waits for its root cause {roots}: recovery recover {first}"
+    return f"blocked by {life.reason}: recovery status --explain"
+
+
 def _next_step(config: Config, name: str, life: Life, state: State, now: float) -> str:
     thresholds = config.thresholds(name)
     pending = [a.id for a in approvals.pending(state, now) if a.component == name]
@@ -180,7 +188,7 @@ def _next_step(config: Config, name: str, life: Life, state: State, now: float) 
         LifeState.AWAITING_APPROVAL: (
             f"recovery approve {pending[0]}" if pending else "the next run asks for an approval"
         ),
-        LifeState.BLOCKED: f"blocked by {life.reason}: recovery status --explain",
+        LifeState.BLOCKED: _blocked_step(life),
         LifeState.FAILED: "cooling down; then the chain runs again",
         LifeState.ESCALATED: (
             f"a person must act: recovery recover {name} --override-limits --reason TEXT --as YOU"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,22 +100,24 @@ def test_every_down_component_is_a_root_or_explained_by_one(
         assert {d for d in below if not any(x in down for x in graph[d])} == set(roots)
 
 
+def host_cache_app_down(lone: bool = False) -> dict[str, Any]:
+    """``app`` depends on ``cache``, which depends on ``host``, all down (real ``command``
+    components whose probes fail); with ``lone``, one more down that depends on nothing."""
+    down = command_component(["false"], {"fix": ["false"]})
+    components = {
+        "host": down,
+        "cache": {**down, "depends_on": ["host"]},
+        "app": {**down, "depends_on": ["cache"]},
+    }
+    return components | ({"lone": down} if lone else {})
+
+
 def test_a_transitive_root_is_named_in_the_audit_and_by_status_without_probing(
     ws: Workspace,
 ) -> None:
     """``app`` depends on ``cache``, which depends on ``host``: all three down, plus ``lone``
     (down, depending on nothing). Real ``command`` components whose probes fail."""
-    down = command_component(["false"], {"fix": ["false"]})
-    ws.write_config(
-        base_config(
-            {
-                "host": down,
-                "cache": {**down, "depends_on": ["host"]},
-                "app": {**down, "depends_on": ["cache"]},
-                "lone": down,
-            }
-        )
-    )
+    ws.write_config(base_config(host_cache_app_down(lone=True)))
     run = ws.run("recover")
     assert run.returncode in (1, 3), run.stdout + run.stderr
 
@@ -142,16 +145,7 @@ def test_status_without_probing_names_the_root_a_run_of_one_component_found(
 ) -> None:
     """``recover app`` alone probes ``cache`` and ``host`` but leaves them no lifecycle: the
     root ``status --no-probe`` shows is the one that run stored for ``app``."""
-    down = command_component(["false"], {"fix": ["false"]})
-    ws.write_config(
-        base_config(
-            {
-                "host": down,
-                "cache": {**down, "depends_on": ["host"]},
-                "app": {**down, "depends_on": ["cache"]},
-            }
-        )
-    )
+    ws.write_config(base_config(host_cache_app_down()))
     assert ws.run("recover", "app").returncode == 3
     [blocked] = ws.events("blocked", "app")
     assert blocked["root_cause"] == "host"
@@ -160,6 +154,7 @@ def test_status_without_probing_names_the_root_a_run_of_one_component_found(
 
     rows = {r["component"]: r for r in json.loads(shown.stdout)}
     assert (rows["app"]["root_cause"], rows["host"]["root_of"]) == (["host"], ["app"])
+    assert rows["app"]["next_step"] == "waits for its root cause host: recovery recover host"
 
 
 def test_a_cycle_which_the_config_refuses_ends_the_walk() -> None:
