@@ -340,17 +340,22 @@ class Orchestrator:
     # -- blast radius ------------------------------------------------------------------------
 
     def _unhealthy_count(self, names: Sequence[str]) -> int:
-        """Components down right now: probed in this run, or by their last known state."""
+        """Independent failures right now: the components down (probed in this run, or by
+        their last known state) that no down dependency explains. A full disk that takes
+        down what depends on it is one failure, which automation may still fix."""
         if facts.max_unhealthy(self.ctx) is None:
             return 0
         state = self.ctx.store.load_state()
-        count = 0
+        down: set[str] = set()
         for name in self.ctx.config.components:
             if name in names:
-                count += not self.ctx.components.probe(name).healthy
+                healthy = self.ctx.components.probe(name).healthy
             else:
-                count += self.ctx.tracker.life(state, name).state is not LifeState.HEALTHY
-        return count
+                healthy = self.ctx.tracker.life(state, name).state is LifeState.HEALTHY
+            if not healthy:
+                down.add(name)
+        causes = root_cause.root_causes(self.ctx.config.dependency_graph(), down)
+        return sum(1 for name, roots in causes.items() if roots == (name,))
 
     def _blast_radius_alert(self, tx: Transaction, unhealthy: int) -> None:
         limit = facts.max_unhealthy(self.ctx)
@@ -454,6 +459,7 @@ def _refusal_report(
         decision.detail,
         reason=str(decision.reason) if decision.reason else None,
         plan=tuple(chain),
+        root_cause=decision.root_cause,
     )
 
 

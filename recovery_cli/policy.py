@@ -305,8 +305,9 @@ def _blast_radius(facts: Facts, request: Request, now: float) -> Decision | None
     if request.by_person or limit is None or facts.unhealthy_components <= limit:
         return None
     detail = (
-        f"{facts.unhealthy_components} components are unhealthy at once (max_unhealthy "
-        f"{limit}): automatic actions stop; a person can still act"
+        f"{facts.unhealthy_components} components are unhealthy at once, apart from what a "
+        f"down dependency explains (max_unhealthy {limit}): automatic actions stop; a person "
+        "can still act"
     )
     return _block(BlockReason.BLAST_RADIUS, detail)
 

@@ -37,6 +37,8 @@ class ComponentReport:
     plan: tuple[str, ...] = field(default_factory=tuple)
     # the order the chain runs in and why (``chain_order.ChainOrder.to_record``)
     chain_order: dict[str, Any] | None = None
+    # blocked by the dependency gate: the roots its down dependencies lead to
+    root_cause: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -174,6 +174,24 @@ def test_blast_radius_stops_automation_pages_once_and_lets_a_person_act(
     assert person.returncode == 0 and flags["a"].exists()
 
 
+def test_blast_radius_counts_one_root_and_what_it_explains_as_one_failure(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """``sys`` down, and ``redis``, ``chroma`` and ``app`` above it: one failure, under a
+    ``max_unhealthy`` of 2, so automation fixes the root and then each dependent."""
+    flags = {name: tmp_path / name for name in ("sys", "redis", "chroma", "app")}
+    components = {name: flag_component(flag) for name, flag in flags.items()}
+    components["redis"]["depends_on"] = components["chroma"]["depends_on"] = ["sys"]
+    components["app"]["depends_on"] = ["redis", "chroma"]
+    ws.write_config(base_config(components, max_unhealthy=2))
+
+    cron = ws.run("recover")  # dependencies first: sys, then what it held down
+
+    assert cron.returncode == 0, cron.stdout + cron.stderr
+    assert all(flag.exists() for flag in flags.values())
+    assert not [r for r in ws.events("blocked") if r["reason"] == "blast_radius"]
+
+
 def test_break_glass_passes_the_cap_for_a_person_with_a_reason(ws: Workspace) -> None:
     config = base_config(
         {"app": command_component(["false"], {"fix": ["false"]})},

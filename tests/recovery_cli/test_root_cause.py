@@ -146,7 +146,9 @@ def test_status_without_probing_names_the_root_a_run_of_one_component_found(
     """``recover app`` alone probes ``cache`` and ``host`` but leaves them no lifecycle: the
     root ``status --no-probe`` shows is the one that run stored for ``app``."""
     ws.write_config(base_config(host_cache_app_down()))
-    assert ws.run("recover", "app").returncode == 3
+    run = ws.run("recover", "app", "--json")
+    assert run.returncode == 3
+    assert [r["root_cause"] for r in json.loads(run.stdout)] == [["host"]]
     [blocked] = ws.events("blocked", "app")
     assert blocked["root_cause"] == "host"
 

@@ -382,6 +382,7 @@ def test_the_openapi_schema_names_every_route(api: ApiProcess) -> None:
         "/api/v1/status",
         "/api/v1/components/{name}",
         "/api/v1/history",
+        "/api/v1/stats",
         "/api/v1/approvals",
         "/api/v1/components/{name}/recover",
         "/api/v1/components/{name}/disable",
