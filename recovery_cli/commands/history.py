@@ -93,6 +93,8 @@ def history(
     window_start = last or since
     start = hist.parse_time(window_start, now) if window_start else None
     end = hist.parse_time(until, now) if until else None
+    if start and end and end < start:
+        raise UsageError(f"--until {end} is before the window's start {start}")
     query = hist.HistoryQuery(
         tuple(component or ()),
         start,

@@ -67,3 +67,16 @@ def test_filters_repeat(ws: Workspace) -> None:
     assert {r["event"] for r in both} == {"attempt", "blocked"}
     assert {r["component"] for r in two} == {"a", "b"}
     assert {r["component"] for r in stats} == {"a", "c"}
+
+
+def test_an_until_before_the_window_start_is_exit_2_in_one_line(ws: Workspace) -> None:
+    ws.write_config(base_config({"app": command_component(["true"], {"fix": ["true"]})}))
+    assert ws.run("recover").returncode == 0
+
+    for extra in ([], ["--stats"]):
+        result = ws.run("history", "--since", "2026-11-02", "--until", "2026-11-01", *extra)
+
+        assert result.returncode == 2, result.stdout
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert "--until 2026-11-01T00:00:00" in line and "before the window's start" in line
