@@ -299,11 +299,6 @@ def window_steps(
     return window_counts(audit, since, until, settle_ns).steps
 
 
-def window_changes(audit: AuditLog, since: str | None, settle_ns: int = SETTLE_NS) -> list[Change]:
-    """The lifecycle changes dated ``since`` or later, oldest first."""
-    return window_counts(audit, since, None, settle_ns).changes
-
-
 def window_counts(
     audit: AuditLog, since: str | None, until: str | None, settle_ns: int = SETTLE_NS
 ) -> WindowCounts:

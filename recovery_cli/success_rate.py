@@ -19,10 +19,6 @@ class SuccessRate:
     low: float
     high: float
 
-    @property
-    def rate(self) -> float:
-        return self.successes / self.runs if self.runs else 0.0
-
 
 def wilson(successes: int, runs: int, z: float = Z_95) -> SuccessRate:
     """The Wilson score interval of ``successes`` out of ``runs`` (0 runs: [0, 1])."""

@@ -22,6 +22,7 @@ from recovery_cli.heartbeat import Pacer, origin, ping_url
 from tests.recovery_cli.test_startup_paths import run as run_reporting_modules
 from tests.support.cli import Workspace, base_config, command_component
 from tests.support.net import free_port
+from tests.support.receiver import LoopbackServer
 
 CHECK = "/ping/0f3c"  # the path part of a Healthchecks URL: the check's secret
 
@@ -35,33 +36,22 @@ class Ping:
     authorization: str | None
 
 
-class PingServer:
+class PingServer(LoopbackServer):
     """Records each request; answers ``status`` (200 unless told otherwise)."""
+
+    server_class = ThreadingHTTPServer
 
     def __init__(self) -> None:
         self.pings: list[Ping] = []
         self.status = 200
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{CHECK}"
+        return f"{super().url}{CHECK}"
 
     def paths(self) -> list[str]:
         return [p.path for p in self.pings]
-
-    def __enter__(self) -> PingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
