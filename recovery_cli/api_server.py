@@ -16,19 +16,15 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from recovery_cli.config import ApiConfig
 from recovery_cli.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
 
 UNIX_PREFIX = "unix:"
 START_TIMEOUT = 10.0
 GRACEFUL_SECONDS = 5
 BACKLOG = 128
-MAX_CONCURRENT_CALLS = 64  # calls in progress at once; past it, 503 at once
 
 
 @dataclass(frozen=True)
@@ -172,14 +168,14 @@ class ApiServer:
         import uvicorn
 
         _quiet_uvicorn()
-        from recovery_cli.api_connections import guarded_protocol, raise_file_limit
+        from recovery_cli.api_connections import CallLimit, guarded_protocol, raise_file_limit
 
         self.listen = listen
         self.sock = bind(listen)
         self.identity = _identity(listen.path) if listen.path else None
         raise_file_limit()
         config = uvicorn.Config(
-            app,
+            CallLimit(app),
             http=guarded_protocol(),
             log_config=None,
             access_log=False,
@@ -187,7 +183,6 @@ class ApiServer:
             ssl_certfile=api.ssl_certfile,
             ssl_keyfile=api.ssl_keyfile,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            limit_concurrency=MAX_CONCURRENT_CALLS,
         )
         try:
             config.load()  # TLS files are read here: a bad one fails now, in one line

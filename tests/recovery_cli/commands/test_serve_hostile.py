@@ -166,6 +166,27 @@ def test_half_open_connections_neither_starve_the_watch_nor_stay_forever(
     assert not any("Too many open files" in ln for ln in lines.lines)
 
 
+def test_sockets_held_open_without_a_request_do_not_turn_other_callers_away(
+    ws: Workspace, flag: Path
+) -> None:
+    ws.write_config(app_config(flag))
+    held: list[socket.socket] = []
+    with running_api(ws) as api:
+        port = int(api.base_url.rsplit(":", 1)[1])
+        try:
+            for _ in range(100):  # more than the 64 calls allowed at once, fewer than 256
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+                held.append(sock)
+            health = api.get("/healthz", token=None)
+            status = api.get("/api/v1/status", probe="false")
+        finally:
+            for sock in held:
+                sock.close()
+    assert health.status_code == 200, health.text
+    assert status.status_code == 200, status.text
+
+
 def test_the_unix_socket_of_another_service_or_a_file_put_in_ours_is_never_removed(
     ws: Workspace, flag: Path, tmp_path: Path
 ) -> None:
