@@ -114,9 +114,9 @@ def _not_reserved(name: str) -> str:
     return name
 
 
-def ping_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be pinged (never quoting it), or None: http or https, a host,
-    nothing a request line cannot carry."""
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be posted or pinged (never quoting it), or None: http or https, a
+    host, nothing a request line cannot carry."""
     from urllib.parse import urlsplit
 
     if any(c.isspace() or not c.isprintable() for c in url):
@@ -135,8 +135,8 @@ def ping_url_problem(url: str) -> str | None:
     return None
 
 
-def _ping_url(url: str) -> str:
-    problem = ping_url_problem(url)
+def _http_url(url: str) -> str:
+    problem = http_url_problem(url)
     if problem:
         raise ValueError(problem)
     return url
@@ -322,8 +322,8 @@ class DegradedMode(Strict):
 
 
 class Alerting(Strict):
-    alertmanager_url: str | None = None
-    webhook_url: str | None = None
+    alertmanager_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    webhook_url: Annotated[str, AfterValidator(_http_url)] | None = None
     timeout_seconds: Number = Field(3.0, gt=0, le=MAX_ALERT_TIMEOUT_SECONDS)
     repeat_seconds: Number = Field(300.0, gt=0, le=MAX_REPEAT_SECONDS)
     # how often runs come (cron: 60): an alert's endsAt is set beyond the next re-send
@@ -332,7 +332,7 @@ class Alerting(Strict):
     severity: dict[Literal["critical", "high", "medium", "low"], Text] = Field(default_factory=dict)
     # the runner's own Healthchecks-style pings (``heartbeat.py``): the URL, or the variable
     # that holds it when the URL is a secret (userinfo, a ping key)
-    heartbeat_url: Annotated[str, AfterValidator(_ping_url)] | None = None
+    heartbeat_url: Annotated[str, AfterValidator(_http_url)] | None = None
     heartbeat_url_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
     heartbeat_timeout_seconds: Number = Field(3.0, gt=0, le=MAX_HEARTBEAT_TIMEOUT_SECONDS)
     # `watch` pings at most once per this many seconds, however fast it loops

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.config import ping_url_problem
+from recovery_cli.config import http_url_problem
 from recovery_cli.errors import ExitCode, worst
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def target_of(alerting: Alerting, environ: Mapping[str, str]) -> Target | str | 
         url = environ.get(name)
         if not url:
             return f"heartbeat not sent: environment variable {name} is not set"
-        problem = ping_url_problem(url)
+        problem = http_url_problem(url)
         if problem:
             return f"heartbeat not sent: {name}: {problem}"
     if not url:

@@ -213,6 +213,36 @@ def test_a_misspelt_handler_key_is_an_error_not_ignored(
     assert f"cfg.yml:{line}: {key}: {message}" in caught.value.lines()
 
 
+@pytest.mark.parametrize("key", ["alertmanager_url", "webhook_url"])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://am.example/x", "must be an http:// or https:// URL with a host"),
+        ("file:///etc/passwd", "must be an http:// or https:// URL with a host"),
+        ("am.example:9093", "must be an http:// or https:// URL with a host"),
+        ("'http://[bad'", "must be an http:// or https:// URL"),
+        ("'http://am.example/a b'", "must be a URL without spaces or control characters"),
+    ],
+)
+def test_an_alert_target_that_is_not_an_http_url_is_a_config_error(
+    key: str, url: str, message: str
+) -> None:
+    """Such a target passed ``config check`` and then failed every alert at send time."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(GOOD + f"alerting:\n  {key}: {url}\n", "cfg.yml")
+    assert caught.value.lines() == [f"cfg.yml:13: alerting.{key}: {message}"]
+
+
+def test_alert_targets_over_http_and_https_load() -> None:
+    text = GOOD + "alerting:\n  alertmanager_url: http://127.0.0.1:9093\n"
+    text += "  webhook_url: https://hooks.example/recovery\n"
+    alerting = parse_config(text, "cfg.yml").alerting
+    assert (alerting.alertmanager_url, alerting.webhook_url) == (
+        "http://127.0.0.1:9093",
+        "https://hooks.example/recovery",
+    )
+
+
 def test_error_line_number_points_at_the_key() -> None:
     text = GOOD.replace("chain: [restart_app]", "chain: [reboot]")
     with pytest.raises(ConfigError) as caught:
