@@ -37,15 +37,21 @@ def test_twenty_concurrent_runs_never_exceed_the_cap(ws: Workspace) -> None:
 def test_sigkill_at_random_moments_leaves_files_parseable(ws: Workspace, tmp_path: Path) -> None:
     component = command_component(["false"], {"fix": ["sh", "-c", "sleep 0.05; exit 1"]})
     ws.write_config(base_config({"app": component}, cooldown_seconds=0, max_attempts_per_hour=1000))
+    # the kills are spread over one whole run as long as it takes on this machine now, so a
+    # busy machine (a slow start-up) does not turn every kill into one before the first write
+    started = time.monotonic()
+    ws.run("recover", "app", "--yes")
+    whole_run = time.monotonic() - started
+    before = len(list(AuditLog(ws.state / "audit").read_forward()))
     rng = random.Random(7)
     for _ in range(50):
         proc = ws.popen("recover", "app", "--yes")
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, whole_run * 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     audit = AuditLog(ws.state / "audit")
     records = list(audit.read_forward())
-    assert records, "some runs should have reached the audit trail"
+    assert len(records) > before, "some killed runs should have reached the audit trail"
     torn = audit.stats.corrupt_lines
     assert torn <= 1, f"{torn} corrupt lines: only a torn tail is allowed"
     for path in (ws.state / "audit").glob("*.jsonl"):
