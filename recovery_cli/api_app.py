@@ -5,7 +5,8 @@ Routes map to ``ApiActions``; the gate (``api_auth``) decides who may call them.
 token, 403 a role or a setting that does not allow it, 404 no such component or approval,
 409 refused by policy (an approval not pending, a lock another run holds), 413 a body over
 1 MiB, 422 a body of the wrong shape, 429 over the rate limit, 500 an internal error (its
-traceback in the state dir's log)."""
+traceback in the state dir's log), 503 the server is stopping (more than 64 calls in
+progress is answered 503 before a route: ``api_connections.CallLimit``)."""
 
 from __future__ import annotations
 

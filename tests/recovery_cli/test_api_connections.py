@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from recovery_cli.api_connections import MAX_CALLS, CallLimit, guarded_protocol
+from tests.support.api import wait_for
 from tests.support.net import free_port
 
 
@@ -47,24 +48,14 @@ def served() -> Iterator[tuple[str, Gate]]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        thread.join(0.02)
+    wait_for(lambda: server.started or not thread.is_alive())
+    assert server.started, "the server did not start"
     try:
         yield f"http://127.0.0.1:{port}", gate
     finally:
         gate.open.set()
         server.should_exit = True
         thread.join(10)
-
-
-def _wait_until(predicate: Any, timeout: float = 20) -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        done.wait(0.02)
-    raise AssertionError("condition not reached")
 
 
 def test_past_the_limit_a_call_is_answered_503_at_once_and_the_limit_frees_after(
@@ -80,7 +71,7 @@ def test_past_the_limit_a_call_is_answered_503_at_once_and_the_limit_frees_after
         ]
         for caller in callers:
             caller.start()
-        _wait_until(lambda: gate.arrived == MAX_CALLS)
+        wait_for(lambda: gate.arrived == MAX_CALLS)
         refused = client.get("/")
         reached_while_full = gate.arrived
         gate.open.set()
